@@ -1,0 +1,49 @@
+// Run-time configuration: built-in defaults < TOML file < $GORTDEBUG < gort::Options.
+//
+// Every key is listed, with its default and the reason for it, in conf/gort.conf.
+// An unknown key or a bad value is a ConfigError naming the key and where it was
+// set ("conf/x.conf:12", "GORTDEBUG", "gort::Options"); nothing is ignored.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "gort/options.hpp"
+
+namespace gort::rt {
+
+// The stack debug modes, named as in Go (stackDebug, stackFromSystem...).
+struct StackDebug {
+  int level = 0;             // stackdebug 0-4: trace logging of stack operations
+  bool fromsystem = false;   // stackfromsystem: every stack is its own mmap
+  bool faultonfree = false;  // stackfaultonfree: freed system stacks become no-access
+  bool poison = false;       // stackpoison: 0xfd on new stacks, 0xfc on freed ones
+  bool nocache = false;      // stacknocache: bypass the per-M caches
+  bool operator==(const StackDebug&) const = default;
+};
+
+struct Config {
+  std::size_t stack_size = 256 * 1024;  // stack.size
+  std::size_t stack_guard_pages = 1;    // stack.guard_pages
+  std::size_t stack_cache_keep = 16 * 1024;  // stack.cache_keep
+  StackDebug stack_debug;               // stack.debug, stack.fromsystem, ... stack.efence
+  std::string log_level = "info";       // log.level
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// load_config() builds the configuration. conf_env and debug_env are the values of
+// $GORT_CONF and $GORTDEBUG (nullptr when unset). Throws ConfigError.
+Config load_config(const Options& opts, const char* conf_env, const char* debug_env);
+
+// apply_debug_settings() applies a GORTDEBUG-style list ("stackpoison=1,efence=1")
+// to cfg; where names the source in error messages. Throws ConfigError.
+void apply_debug_settings(Config& cfg, std::string_view list, std::string_view where);
+
+}  // namespace gort::rt

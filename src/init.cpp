@@ -1,0 +1,37 @@
+#include "init.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include "base/log.hpp"
+#include "base/print.hpp"
+#include "mem/sys.hpp"
+#include "stack/fault.hpp"
+#include "stack/stack.hpp"
+
+namespace gort::rt {
+
+namespace {
+Config config;
+std::atomic<bool> initialised{false};
+}  // namespace
+
+void runtime_init(const Options& opts) {
+  if (initialised.exchange(true)) fatal("runtime_init called twice");
+  try {
+    config = load_config(opts, std::getenv("GORT_CONF"), std::getenv("GORTDEBUG"));
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    exit_fatal();
+  }
+  set_log_level(config.log_level);
+  SysGuardProbe();
+  stackinit(config);
+  fault_install();
+  minit_signalstack();
+}
+
+const Config& runtime_config() { return config; }
+
+}  // namespace gort::rt

@@ -1,0 +1,19 @@
+// Runtime start-up: wires configuration, logging and the memory layers together.
+#pragma once
+
+#include "base/config.hpp"
+#include "gort/options.hpp"
+
+namespace gort::rt {
+
+// runtime_init() loads the configuration (defaults < $GORT_CONF or opts.conf_file <
+// $GORTDEBUG < opts.settings), sets up logging, probes the guard mechanism,
+// initialises the stack layer and installs the fault handler and the calling
+// thread's signal stack. A configuration error prints its message and exits with
+// status 2. Calling it again is a fatal error.
+void runtime_init(const Options& opts = {});
+
+// runtime_config() is the configuration runtime_init() loaded.
+const Config& runtime_config();
+
+}  // namespace gort::rt

@@ -1,0 +1,89 @@
+// Goroutine stacks: stackalloc and stackfree, named as in Go's runtime/stack.go.
+//
+// A stack is one region [guard][usable ............ hi), growing down. Its
+// origin says where it came from and so where it must go back (getting this
+// wrong was the 2014 Go bug, CL 72440043, this project starts from):
+//
+//   cache     default size (stack.size), from the per-M cache, which refills
+//             from and releases to a global pool in batches; the pool carves
+//             spans mapped out of large reservations. Never unmapped.
+//   malloced  any other size, from a dedicated jemalloc arena.
+//   system    stackfromsystem mode: each stack its own mmap; freed by SysFree,
+//             or SysFault under stackfaultonfree so any later touch faults.
+//
+// Invariants (a violation is a fatal error):
+//  1. owner.stacksize == usable bytes of every stack the owner holds, after every
+//     stackalloc and stackfree; they are the only code that changes it.
+//  2. A stack is freed to the place its origin says, exactly once.
+//  3. A cache-origin stack has the cache's size; any other size is malloced or system.
+//  4. stack_stats() counters equal the sums over live stacks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "base/config.hpp"
+#include "gort/stats.hpp"
+
+namespace gort::rt {
+
+enum class StackOrigin : std::uint8_t { cache, malloced, system };
+
+// How a stack grows (DESIGN.md "Stacks"); only stable exists so far.
+enum class StackKind : std::uint8_t { stable };
+
+struct Stack {
+  std::uintptr_t lo = 0;   // lowest usable byte
+  std::uintptr_t hi = 0;   // one past the highest usable byte
+  std::uint32_t guard = 0;  // bytes of guard just below lo
+  StackOrigin origin = StackOrigin::cache;
+  StackKind kind = StackKind::stable;
+
+  std::size_t size() const { return hi - lo; }
+  std::uintptr_t base() const { return lo - guard; }  // start of the whole region
+  bool empty() const { return hi == 0; }
+};
+
+// The part of a goroutine the stack layer knows: who is charged for a stack.
+// The scheduler's G derives from it.
+struct StackOwner {
+  Stack stack;                // the stack the owner runs on (set by its user)
+  std::uint64_t goid = 0;     // reported by the fault handler
+  std::size_t stacksize = 0;  // invariant 1
+};
+
+// stackinit() applies the stack part of cfg; called once by runtime_init before
+// any stackalloc. Sizes and guards are fixed from then on.
+void stackinit(const Config& cfg);
+
+// stack_default_size() is stack.size, the size served by the caches.
+std::size_t stack_default_size();
+
+// stackalloc() returns a fresh stack of n usable bytes (0 means stack.size) and
+// charges it to g. n is rounded up to whole pages. Never fails: running out of
+// memory is a fatal error.
+Stack stackalloc(StackOwner* g, std::size_t n = 0);
+
+// stackfree() returns s, which g holds, to where its origin says. why is kept
+// for the fault handler's report when the stack is faulted (stackfaultonfree).
+void stackfree(StackOwner* g, const Stack& s, const char* why = "freed by stackfree");
+
+// set_stack_debug() switches the debug modes at run time. Stacks keep the origin
+// they were allocated with, so a mode switch never frees a stack to the wrong place.
+void set_stack_debug(const StackDebug& d);
+StackDebug stack_debug();
+
+// stack_stats() returns a snapshot of the stack memory statistics.
+StackStats stack_stats();
+
+// stackcache_flush() releases the calling M's cached stacks to the global pool
+// (an M does this before it exits).
+void stackcache_flush();
+
+// Batching constants, as Go 1.3 named them: an M caches up to StackCacheSize
+// default-size stacks and moves StackCacheBatch at a time to and from the pool,
+// so an M alternating alloc and free at a boundary does not thrash the pool lock.
+constexpr int kStackCacheSize = 32;
+constexpr int kStackCacheBatch = 16;
+
+}  // namespace gort::rt
