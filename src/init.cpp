@@ -17,14 +17,18 @@ Config config;
 std::atomic<bool> initialised{false};
 }  // namespace
 
-void runtime_init(const Options& opts) {
-  if (initialised.exchange(true)) fatal("runtime_init called twice");
+Config load_config_or_exit(const Options& opts) {
   try {
-    config = load_config(opts, std::getenv("GORT_CONF"), std::getenv("GORTDEBUG"));
+    return load_config(opts, std::getenv("GORT_CONF"), std::getenv("GORTDEBUG"));
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     exit_fatal();
   }
+}
+
+void runtime_init(const Options& opts) {
+  if (initialised.exchange(true)) fatal("runtime_init called twice");
+  config = load_config_or_exit(opts);
   set_log_level(config.log_level);
   SysGuardProbe();
   stackinit(config);

@@ -13,6 +13,10 @@ namespace gort::rt {
 // status 2. Calling it again is a fatal error.
 void runtime_init(const Options& opts = {});
 
+// load_config_or_exit() is load_config() with $GORT_CONF and $GORTDEBUG; on a
+// ConfigError it prints the message and exits with status 2.
+Config load_config_or_exit(const Options& opts);
+
 // runtime_config() is the configuration runtime_init() loaded.
 const Config& runtime_config();
 

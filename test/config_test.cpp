@@ -1,1 +1,168 @@
+// Configuration: precedence, key names, and errors that name the key and line.
 #include <doctest/doctest.h>
+
+#include <cstdio>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "base/config.hpp"
+#include "child.hpp"
+#include "init.hpp"
+
+using namespace gort::rt;
+
+namespace {
+
+// TempConf writes a TOML file for one test and removes it after.
+struct TempConf {
+  std::string path;
+  explicit TempConf(const std::string& text) {
+    char name[] = "/tmp/gort-conf-XXXXXX";
+    int fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    close(fd);
+    path = name;
+    std::ofstream(path) << text;
+  }
+  ~TempConf() { std::remove(path.c_str()); }
+};
+
+// error_of() loads and returns the ConfigError message ("" if none).
+std::string error_of(const gort::Options& opts, const char* conf = nullptr, const char* debug = nullptr) {
+  try {
+    load_config(opts, conf, debug);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("built-in defaults") {
+  Config c = load_config({}, nullptr, nullptr);
+  CHECK(c.stack_size == 256 * 1024);
+  CHECK(c.stack_guard_pages == 1);
+  CHECK(c.stack_cache_keep == 16 * 1024);
+  CHECK(c.stack_debug == StackDebug{});
+  CHECK(c.log_level == "info");
+}
+
+TEST_CASE("conf/gort.conf and conf/debug.conf load, and gort.conf restates the defaults") {
+  Config c = load_config({.conf_file = GORT_SOURCE_DIR "/conf/gort.conf"}, nullptr, nullptr);
+  Config d;
+  CHECK(c.stack_size == d.stack_size);
+  CHECK(c.stack_guard_pages == d.stack_guard_pages);
+  CHECK(c.stack_cache_keep == d.stack_cache_keep);
+  CHECK(c.stack_debug == d.stack_debug);
+  CHECK(c.log_level == d.log_level);
+  Config dbg = load_config({.conf_file = GORT_SOURCE_DIR "/conf/debug.conf"}, nullptr, nullptr);
+  CHECK(dbg.stack_debug.fromsystem);
+  CHECK(dbg.stack_debug.faultonfree);
+  CHECK(dbg.stack_debug.poison);
+  CHECK(dbg.stack_debug.nocache);
+  CHECK(dbg.stack_debug.level > 0);
+}
+
+TEST_CASE("precedence: file < GORTDEBUG < Options") {
+  TempConf f("[stack]\nsize = 131072\nguard_pages = 2\ncache_keep = 8192\n");
+  Config c = load_config({}, f.path.c_str(), nullptr);
+  CHECK(c.stack_size == 131072);
+  CHECK(c.stack_guard_pages == 2);
+  c = load_config({}, f.path.c_str(), "stack.guard_pages=3,stackpoison=1");
+  CHECK(c.stack_guard_pages == 3);
+  CHECK(c.stack_debug.poison);
+  gort::Options o{.settings = {{"stack.guard_pages", "4"}, {"stack.poison", "false"}}};
+  c = load_config(o, f.path.c_str(), "stack.guard_pages=3,stackpoison=1");
+  CHECK(c.stack_guard_pages == 4);
+  CHECK(!c.stack_debug.poison);
+  CHECK(c.stack_size == 131072);
+  // Options.conf_file wins over $GORT_CONF.
+  TempConf g("[stack]\nsize = 65536\ncache_keep = 4096\n");
+  c = load_config({.conf_file = g.path}, f.path.c_str(), nullptr);
+  CHECK(c.stack_size == 65536);
+}
+
+TEST_CASE("GORTDEBUG takes Go's names; efence is fromsystem + faultonfree; sizes take units") {
+  Config c = load_config({}, nullptr, "efence=1,stackdebug=3,stacknocache=true,stack.size=512KiB");
+  CHECK(c.stack_debug.fromsystem);
+  CHECK(c.stack_debug.faultonfree);
+  CHECK(c.stack_debug.nocache);
+  CHECK(c.stack_debug.level == 3);
+  CHECK(c.stack_size == 512 * 1024);
+  c = load_config({}, nullptr, "stack.size=1M");
+  CHECK(c.stack_size == 1024 * 1024);
+}
+
+TEST_CASE("an unknown key in a file names the key and file:line") {
+  TempConf f("[stack]\nsize = 262144\n\nsise = 4\n");
+  std::string e = error_of({}, f.path.c_str());
+  CHECK(e.find(f.path + ":4") != std::string::npos);
+  CHECK(e.find("stack.sise") != std::string::npos);
+  CHECK(e.find("unknown key") != std::string::npos);
+}
+
+TEST_CASE("an unknown section is an unknown key too") {
+  TempConf f("[stak]\nsize = 262144\n");
+  std::string e = error_of({}, f.path.c_str());
+  CHECK(e.find("stak.size") != std::string::npos);
+  CHECK(e.find(f.path + ":2") != std::string::npos);
+}
+
+TEST_CASE("a value of the wrong type names the key and line") {
+  TempConf f("[stack]\npoison = \"yes\"\n");
+  std::string e = error_of({}, f.path.c_str());
+  CHECK(e.find(f.path + ":2") != std::string::npos);
+  CHECK(e.find("stack.poison") != std::string::npos);
+  CHECK(e.find("expected a boolean") != std::string::npos);
+  TempConf g("[stack]\nsize = 1.5\n");
+  e = error_of({}, g.path.c_str());
+  CHECK(e.find("stack.size") != std::string::npos);
+  CHECK(e.find("floating-point") != std::string::npos);
+}
+
+TEST_CASE("out-of-range values name the key, the range and the line") {
+  TempConf f("[stack]\nguard_pages = 0\n");
+  std::string e = error_of({}, f.path.c_str());
+  CHECK(e.find(f.path + ":2") != std::string::npos);
+  CHECK(e.find("stack.guard_pages") != std::string::npos);
+  CHECK(e.find("0 is out of range [1, 256]") != std::string::npos);
+  CHECK(error_of({}, nullptr, "stackdebug=5").find("stack.debug: 5 is out of range [0, 4]") != std::string::npos);
+  CHECK(error_of({}, nullptr, "stack.size=100000").find("not a multiple of the 4096-byte page") != std::string::npos);
+  CHECK(error_of({}, nullptr, "stack.size=64KiB,stack.cache_keep=128KiB").find("exceeds stack.size") != std::string::npos);
+}
+
+TEST_CASE("bad GORTDEBUG and Options entries name their source") {
+  std::string e = error_of({}, nullptr, "stackpoisson=1");
+  CHECK(e.find("GORTDEBUG") != std::string::npos);
+  CHECK(e.find("stackpoisson") != std::string::npos);
+  CHECK(error_of({}, nullptr, "efence").find("expected key=value") != std::string::npos);
+  CHECK(error_of({}, nullptr, "efence=maybe").find("expected a boolean") != std::string::npos);
+  e = error_of({.settings = {{"log.level", "loud"}}});
+  CHECK(e.find("gort::Options") != std::string::npos);
+  CHECK(e.find("log.level") != std::string::npos);
+}
+
+TEST_CASE("a TOML syntax error names the file and line") {
+  TempConf f("[stack]\nsize = = 3\n");
+  std::string e = error_of({}, f.path.c_str());
+  CHECK(e.find(f.path + ":2") != std::string::npos);
+}
+
+TEST_CASE("a missing file is an error naming it") {
+  std::string e = error_of({.conf_file = "/nonexistent/gort.conf"});
+  CHECK(e.find("/nonexistent/gort.conf") != std::string::npos);
+}
+
+TEST_CASE("at start-up a bad configuration stops the program with status 2") {
+  auto r = gort::test::run_in_child([] {
+    setenv("GORTDEBUG", "stackpoison=1,stack.guard_pages=999", 1);
+    load_config_or_exit({});
+  });
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("gort: config: GORTDEBUG: stack.guard_pages: 999 is out of range [1, 256]") !=
+        std::string::npos);
+}

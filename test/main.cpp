@@ -2,6 +2,8 @@
 // defaults (GORT_CONF and GORTDEBUG are cleared so the caller's shell cannot
 // change what the tests see).
 #define DOCTEST_CONFIG_IMPLEMENT
+// doctest's own SIGSEGV handler would replace the runtime's fault handler.
+#define DOCTEST_CONFIG_NO_POSIX_SIGNALS
 #include <doctest/doctest.h>
 
 #include <cstdlib>

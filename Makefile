@@ -1,0 +1,56 @@
+# gort front door. `make run` (the main job) and `make test` (all tests) work on a
+# fresh Debian 12: they install whatever Debian packages are missing (apt-get,
+# only when something is missing), configure, build and run.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+# Everything comes from Debian; nothing is downloaded from anywhere else.
+DEPS := cmake make g++ pkg-config \
+        liburing-dev libjemalloc-dev libspdlog-dev libfmt-dev doctest-dev \
+        libtomlplusplus-dev libcli11-dev libiberty-dev libboost-context-dev
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps configure build test run bench test-asan clean
+
+all: build
+
+# deps installs the missing packages; `apt-get update` runs only when some are.
+deps:
+	@missing=""; \
+	for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing missing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# The main job: for now the stack benchmark table (later issues widen it).
+run: build
+	./$(BUILD)/bench/gort-bench stack
+
+bench: run
+
+# ASan + UBSan build of the tests in its own build tree.
+test-asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DGORT_SANITIZE=address -DGORT_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
