@@ -1,8 +1,12 @@
 #include "init.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+
+#include "gort/gort.hpp"
 
 #include "base/log.hpp"
 #include "base/print.hpp"
@@ -39,3 +43,29 @@ void runtime_init(const Options& opts) {
 const Config& runtime_config() { return config; }
 
 }  // namespace gort::rt
+
+namespace gort {
+
+StackStats stack_stats() { return rt::stack_stats(); }
+
+void set_debug(std::string_view settings) {
+  static std::mutex mu;  // one switch at a time, so none is lost
+  std::lock_guard lk(mu);
+  rt::Config c = rt::config;
+  try {
+    rt::apply_debug_settings(c, settings, "gort::set_debug");
+  } catch (const rt::ConfigError& e) {
+    throw std::invalid_argument(e.what());
+  }
+  const rt::Config& cur = rt::config;
+  if (c.stack_size != cur.stack_size || c.stack_guard_pages != cur.stack_guard_pages ||
+      c.stack_cache_keep != cur.stack_cache_keep) {
+    throw std::invalid_argument(
+        "gort::set_debug: stack.size, stack.guard_pages and stack.cache_keep are fixed at start-up");
+  }
+  rt::set_log_level(c.log_level);
+  rt::set_stack_debug(c.stack_debug);
+  rt::config = c;
+}
+
+}  // namespace gort

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "base/config.hpp"
+#include "gort/gort.hpp"
+#include "stack/stack.hpp"
 #include "child.hpp"
 #include "init.hpp"
 
@@ -165,4 +167,23 @@ TEST_CASE("at start-up a bad configuration stops the program with status 2") {
   CHECK(r.status == 2);
   CHECK(r.err.find("gort: config: GORTDEBUG: stack.guard_pages: 999 is out of range [1, 256]") !=
         std::string::npos);
+}
+
+TEST_CASE("gort::set_debug switches debug modes at run time and rejects the rest") {
+  const StackDebug saved = stack_debug();
+  gort::set_debug("stackpoison=1,stacknocache=1");
+  CHECK(stack_debug().poison);
+  CHECK(stack_debug().nocache);
+  gort::set_debug("efence=1,stackpoison=0,stacknocache=0");
+  CHECK(stack_debug().fromsystem);
+  CHECK(stack_debug().faultonfree);
+  CHECK(!stack_debug().poison);
+  CHECK_THROWS_WITH_AS(gort::set_debug("stackpoisson=1"),
+                       doctest::Contains("gort::set_debug: stackpoisson: unknown setting"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gort::set_debug("stack.size=64KiB"), doctest::Contains("fixed at start-up"),
+                       std::invalid_argument);
+  gort::set_debug("efence=0");
+  CHECK(stack_debug() == saved);
+  CHECK(gort::stack_stats().guard_mode == std::string("madv_guard"));
 }

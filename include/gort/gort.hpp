@@ -1,0 +1,25 @@
+// gort: goroutines for C++20. This header includes the whole public API.
+//
+// So far: configuration (Options), stack statistics and the stack debug modes.
+// Goroutines themselves (gort::main, gort::go, channels) come with the scheduler.
+#pragma once
+
+#include <string_view>
+
+#include "gort/options.hpp"
+#include "gort/stats.hpp"
+
+namespace gort {
+
+// stack_stats() returns a snapshot of goroutine stack memory (see StackStats).
+// Precondition: the runtime is initialised.
+StackStats stack_stats();
+
+// set_debug() switches debug modes at run time, in GORTDEBUG syntax, e.g.
+// "stackpoison=1,efence=1" or "stack.debug=2". Stacks allocated before keep
+// the origin they had, so they are still freed correctly. Only the debug keys
+// (stack.debug, fromsystem, faultonfree, poison, nocache, efence) and log.level
+// may change after start; throws std::invalid_argument naming a bad entry.
+void set_debug(std::string_view settings);
+
+}  // namespace gort
