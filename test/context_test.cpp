@@ -115,3 +115,20 @@ TEST_CASE("a fresh context starts with the ABI's stack alignment") {
   destroy_context(st.co);
   stackfree(&owner, s);
 }
+
+TEST_CASE("a stack can host a new context after the previous one ended") {
+  // The second run catches state left behind by the first (under ASan, its
+  // poisoned redzones).
+  StackOwner owner;
+  for (int run = 0; run < 3; run++) {
+    Stack s = stackalloc(&owner);
+    PingPong pp;
+    pp.rounds = 10;
+    init_thread_context(pp.main);
+    make_context(pp.co, s.lo, s.hi, pong, &pp);
+    for (int i = 0; i <= pp.rounds; i++) switch_context(pp.main, pp.co, &pp);
+    CHECK(pp.count == pp.rounds);
+    destroy_context(pp.co);
+    stackfree(&owner, s);
+  }
+}

@@ -2,6 +2,9 @@
 #include "stack/stack.hpp"
 
 #include <jemalloc/jemalloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include <atomic>
 #include <cerrno>
@@ -244,6 +247,11 @@ void stackfree(StackOwner* g, const Stack& s, const char* why) {
   }
   const std::uint32_t dbg = debug_bits.load(std::memory_order_relaxed);
   g->stacksize -= n;
+#if defined(__SANITIZE_ADDRESS__)
+  // A context that ended with a final switch leaves its frames' redzones
+  // poisoned; the stack's next user must start from clean shadow memory.
+  __asan_unpoison_memory_region(reinterpret_cast<void*>(s.lo), n);
+#endif
   if (dbg != 0) [[unlikely]] debug_free(g, s, dbg, why);
   switch (s.origin) {
     case StackOrigin::cache:

@@ -1,0 +1,81 @@
+// gort-bench: micro-benchmarks of the gort runtime.
+//
+//   gort-bench stack [--iterations N] [--runs R]
+//
+// Results are `name value` lines on stdout (and `#` comment lines); errors go to
+// stderr. Bad command-line input prints one line and exits with status 2.
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "init.hpp"
+#include "stack_bench.hpp"
+
+namespace {
+
+using gort::bench::StackBenchArgs;
+
+// A Runner runs one parsed subcommand and returns the exit status.
+using Runner = std::function<int()>;
+
+// One subcommand: setup() declares its options on sub and returns its runner,
+// which reads the values CLI11 parsed into them.
+struct Command {
+  const char* name;
+  const char* help;
+  Runner (*setup)(CLI::App& sub);
+};
+
+// setup_stack() declares `stack`'s options.
+Runner setup_stack(CLI::App& sub) {
+  auto args = std::make_shared<StackBenchArgs>();
+  sub.add_option("--iterations", args->iterations,
+                 "switch round trips and cache alloc+free pairs per run")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000'000}))
+      ->capture_default_str();
+  sub.add_option("--runs", args->runs, "runs per measurement; each result is their median")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  return [args] { return gort::bench::run_stack_bench(*args); };
+}
+
+// The subcommands; `sched` and `net` will join them.
+constexpr Command kCommands[] = {
+    {"stack", "context switches, stack allocation and first touch", setup_stack},
+};
+
+}  // namespace
+
+// main() parses the command line, starts the runtime and runs the chosen subcommand.
+int main(int argc, char** argv) {
+  CLI::App app{"gort-bench: micro-benchmarks of the gort runtime"};
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, Runner>> commands;
+  for (const Command& c : kCommands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    commands.emplace_back(sub, c.setup(*sub));
+  }
+  /* Not CLI11_PARSE: its exit statuses are CLI11's own (105, 106, 109...) and its
+   * message takes two lines; scripts expect one line and status 2, as the runtime
+   * itself uses for a bad configuration. --help still exits 0 through app.exit. */
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "gort-bench: %s\n", e.what());
+    return 2;
+  }
+  gort::rt::runtime_init();
+  for (auto& [sub, run] : commands) {
+    if (sub->parsed()) return run();
+  }
+  return 2;  // unreachable: require_subcommand(1) made parse() throw
+}
