@@ -23,7 +23,7 @@ std::atomic<bool> initialised{false};
 
 Config load_config_or_exit(const Options& opts) {
   try {
-    return load_config(opts, std::getenv("GORT_CONF"), std::getenv("GORTDEBUG"));
+    return load_config(opts, std::getenv("GORT_CONF"), std::getenv("GORTDEBUG"), std::getenv("GORTMAXPROCS"));
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     exit_fatal();
@@ -41,6 +41,8 @@ void runtime_init(const Options& opts) {
 }
 
 const Config& runtime_config() { return config; }
+
+bool runtime_initialized() { return initialised.load(); }
 
 }  // namespace gort::rt
 

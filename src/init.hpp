@@ -17,6 +17,9 @@ void runtime_init(const Options& opts = {});
 // ConfigError it prints the message and exits with status 2.
 Config load_config_or_exit(const Options& opts);
 
+// runtime_initialized() is true once runtime_init() has run.
+bool runtime_initialized();
+
 // runtime_config() is the configuration runtime_init() loaded.
 const Config& runtime_config();
 

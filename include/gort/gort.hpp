@@ -1,11 +1,12 @@
 // gort: goroutines for C++20. This header includes the whole public API.
 //
-// So far: configuration (Options), stack statistics and the stack debug modes.
-// Goroutines themselves (gort::main, gort::go, channels) come with the scheduler.
+// gort::main and gort::go (go.hpp), configuration (Options), stack statistics
+// and the debug modes.
 #pragma once
 
 #include <string_view>
 
+#include "gort/go.hpp"
 #include "gort/options.hpp"
 #include "gort/stats.hpp"
 

@@ -49,6 +49,12 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) {
          c.stack_debug.fromsystem = c.stack_debug.faultonfree = v != 0;
        }},
+      {"sched.procs", "gomaxprocs", Kind::integer, 0, 1024,
+       [](Config& c, std::int64_t v, const std::string&) { c.sched_procs = int(v); }},
+      {"sched.spin_us", nullptr, Kind::integer, 0, 1'000'000,
+       [](Config& c, std::int64_t v, const std::string&) { c.sched_spin_us = int(v); }},
+      {"sched.hog_ms", nullptr, Kind::integer, 1, 3'600'000,
+       [](Config& c, std::int64_t v, const std::string&) { c.sched_hog_ms = int(v); }},
       {"log.level", nullptr, Kind::level, 0, 0,
        [](Config& c, std::int64_t, const std::string& s) { c.log_level = s; }},
   };
@@ -210,11 +216,13 @@ void apply_debug_settings(Config& cfg, std::string_view list, std::string_view w
   check(cfg);
 }
 
-Config load_config(const Options& opts, const char* conf_env, const char* debug_env) {
+Config load_config(const Options& opts, const char* conf_env, const char* debug_env,
+                   const char* maxprocs_env) {
   Config cfg;
   std::string file = !opts.conf_file.empty() ? opts.conf_file : (conf_env ? conf_env : "");
   if (!file.empty()) load_file(cfg, file);
   if (debug_env != nullptr) apply_debug_settings(cfg, debug_env, "GORTDEBUG");
+  if (maxprocs_env != nullptr) apply_setting(cfg, "sched.procs", maxprocs_env, "GORTMAXPROCS");
   for (const auto& [k, v] : opts.settings) apply_setting(cfg, k, v, "gort::Options");
   check(cfg);
   return cfg;

@@ -1,4 +1,5 @@
-// Run-time configuration: built-in defaults < TOML file < $GORTDEBUG < gort::Options.
+// Run-time configuration: built-in defaults < TOML file < $GORTDEBUG, $GORTMAXPROCS <
+// gort::Options.
 //
 // Every key is listed, with its default and the reason for it, in conf/gort.conf.
 // An unknown key or a bad value is a ConfigError naming the key and where it was
@@ -31,6 +32,9 @@ struct Config {
   std::size_t stack_cache_keep = 16 * 1024;  // stack.cache_keep
   StackDebug stack_debug;               // stack.debug, stack.fromsystem, ... stack.efence
   std::string log_level = "info";       // log.level
+  int sched_procs = 0;                  // sched.procs (0: one per CPU); $GORTMAXPROCS
+  int sched_spin_us = 50;               // sched.spin_us
+  int sched_hog_ms = 10;                // sched.hog_ms
 };
 
 class ConfigError : public std::runtime_error {
@@ -38,9 +42,11 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// load_config() builds the configuration. conf_env and debug_env are the values of
-// $GORT_CONF and $GORTDEBUG (nullptr when unset). Throws ConfigError.
-Config load_config(const Options& opts, const char* conf_env, const char* debug_env);
+// load_config() builds the configuration. conf_env, debug_env and maxprocs_env
+// are the values of $GORT_CONF, $GORTDEBUG and $GORTMAXPROCS (nullptr when
+// unset). Throws ConfigError.
+Config load_config(const Options& opts, const char* conf_env, const char* debug_env,
+                   const char* maxprocs_env = nullptr);
 
 // apply_debug_settings() applies a GORTDEBUG-style list ("stackpoison=1,efence=1")
 // to cfg; where names the source in error messages. Throws ConfigError.

@@ -98,26 +98,6 @@ void print_frame(Printer& out, std::uintptr_t pc, bool return_address) {
   out.str(" pc=").hex(pc).str("\n");
 }
 
-// print_backtrace() walks the frame-pointer chain, staying inside [lo, hi).
-void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
-                     std::uintptr_t hi) {
-  print_frame(out, pc, false);
-  int frames = 1;
-  while (fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
-    const auto* f = reinterpret_cast<const std::uintptr_t*>(fp);
-    std::uintptr_t ret = f[1], next = f[0];
-    if (ret == 0) break;
-    if (frames == kMaxFrames) {
-      out.str("...additional frames elided...\n");
-      break;
-    }
-    print_frame(out, ret, true);
-    frames++;
-    if (next <= fp) break;  // the chain must climb towards the top of the stack
-    fp = next;
-  }
-}
-
 void print_goroutine(Printer& out, const StackOwner* g, std::uintptr_t pc, std::uintptr_t fp) {
   if (g != nullptr) {
     out.str("goroutine ").dec(g->goid).str(" [running]:\n");
@@ -187,6 +167,25 @@ void on_fault(int sig, siginfo_t* si, void* uctx) {
 }
 
 }  // namespace
+
+void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
+                     std::uintptr_t hi) {
+  print_frame(out, pc, false);
+  int frames = 1;
+  while (fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
+    const auto* f = reinterpret_cast<const std::uintptr_t*>(fp);
+    std::uintptr_t ret = f[1], next = f[0];
+    if (ret == 0) break;
+    if (frames == kMaxFrames) {
+      out.str("...additional frames elided...\n");
+      break;
+    }
+    print_frame(out, ret, true);
+    frames++;
+    if (next <= fp) break;  // the chain must climb towards the top of the stack
+    fp = next;
+  }
+}
 
 void fault_install() {
   static std::once_flag once;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "base/print.hpp"
 #include "stack/stack.hpp"
 
 namespace gort::rt {
@@ -29,5 +30,11 @@ const StackOwner* getg();
 // fault_record_freed() remembers a stack faulted by stackfree, for the report of
 // a later touch. Async-signal-safe to read; entries are never removed.
 void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why);
+
+// print_backtrace() prints the frame at pc, then walks the frame-pointer chain
+// from fp while it stays inside [lo, hi), Go style (function, then module+offset).
+// Async-signal-safe.
+void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
+                     std::uintptr_t hi);
 
 }  // namespace gort::rt

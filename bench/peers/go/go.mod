@@ -1,0 +1,3 @@
+module gortpeers
+
+go 1.19

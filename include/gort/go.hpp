@@ -1,0 +1,127 @@
+// Goroutines: gort::main, gort::go, yield, sleep, goexit, syscall.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <new>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "gort/options.hpp"
+
+namespace gort {
+
+// Options for one goroutine.
+struct GoOptions {
+  // Usable stack bytes; 0 means the default (conf stack.size, 256 KiB). Other
+  // sizes are served by jemalloc (rounded up to whole pages).
+  std::size_t stack_size = 0;
+  // Shown in goroutine dumps; empty for none.
+  std::string_view name{};
+};
+
+namespace detail {
+
+// A goroutine's entry, type-erased.
+struct GoFn {
+  void (*invoke)(void* fn);
+  void (*destroy)(void* fn);
+  bool heap;  // the callable was allocated with new
+};
+
+// newproc_begin() makes a G and returns room for an entry of size/align bytes
+// inside it, or nullptr if it does not fit (the caller then allocates one).
+void* newproc_begin(const GoOptions* opts, std::size_t size, std::size_t align, void** g);
+// newproc_end() queues the G to run fn, whose callable is at p.
+void newproc_end(void* g, const GoFn* fn, void* p);
+// newproc_abort() recycles a G whose entry could not be constructed.
+void newproc_abort(void* g);
+
+template <class Fn>
+struct GoFnFor {
+  static void invoke(void* p) { (*static_cast<Fn*>(p))(); }
+  static void destroy_inline(void* p) { static_cast<Fn*>(p)->~Fn(); }
+  static void destroy_heap(void* p) { delete static_cast<Fn*>(p); }
+  static constexpr GoFn inline_ops{invoke, destroy_inline, false};
+  static constexpr GoFn heap_ops{invoke, destroy_heap, true};
+};
+
+int run_main(std::function<void()> fn, const Options& opts);
+void sleep_ns(std::int64_t ns);
+void entersyscall();
+void exitsyscall();
+
+}  // namespace detail
+
+// go() starts fn() as a new goroutine, as Go's `go` statement.
+template <class F>
+void go(const GoOptions& opts, F&& fn) {
+  using Fn = std::decay_t<F>;
+  static_assert(std::is_invocable_v<Fn&>, "gort::go needs a callable taking no arguments");
+  void* g = nullptr;
+  void* room = detail::newproc_begin(&opts, sizeof(Fn), alignof(Fn), &g);
+  try {
+    if (room != nullptr) {
+      ::new (room) Fn(std::forward<F>(fn));
+      detail::newproc_end(g, &detail::GoFnFor<Fn>::inline_ops, room);
+    } else {
+      detail::newproc_end(g, &detail::GoFnFor<Fn>::heap_ops, new Fn(std::forward<F>(fn)));
+    }
+  } catch (...) {
+    detail::newproc_abort(g);
+    throw;
+  }
+}
+
+// go() with default options.
+template <class F>
+void go(F&& fn) {
+  static const GoOptions defaults{};
+  go(defaults, std::forward<F>(fn));
+}
+
+// main() starts the runtime with opts, runs fn as goroutine 1 and returns 0 when
+// fn returns. Other goroutines are abandoned, as in Go. A configuration error
+// exits with status 2. It may be called again after it returned (the runtime
+// stays up); not concurrently.
+template <class F>
+int main(F&& fn, const Options& opts = {}) {
+  return detail::run_main(std::function<void()>(std::forward<F>(fn)), opts);
+}
+
+// yield() lets other goroutines run, as runtime.Gosched.
+void yield();
+
+// sleep() blocks the calling goroutine (or thread) for at least d.
+template <class Rep, class Period>
+void sleep(std::chrono::duration<Rep, Period> d) {
+  detail::sleep_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
+// goexit() ends the calling goroutine after running its destructors and deferred
+// calls, by unwinding its stack (so a `catch (...)` on the way must rethrow).
+// In goroutine 1, as in Go, gort::main does not return: the other goroutines go
+// on, and once none is left the program dies with "fatal error: no goroutines
+// (main called runtime.Goexit) - deadlock!".
+[[noreturn]] void goexit();
+
+// goid() is the calling goroutine's id (goroutine 1 runs main's fn); 0 off goroutines.
+std::uint64_t goid();
+
+// syscall() runs fn, a call that may block its thread (a blocking read, a lock
+// held by a plain thread, a slow library), and returns its result. If it takes
+// longer than ~20 us, sysmon hands this goroutine's processor to another thread
+// so other goroutines keep running.
+template <class F>
+decltype(auto) syscall(F&& fn) {
+  struct Guard {
+    Guard() { detail::entersyscall(); }
+    ~Guard() { detail::exitsyscall(); }
+  } guard;
+  return std::forward<F>(fn)();
+}
+
+}  // namespace gort

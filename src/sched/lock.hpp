@@ -1,0 +1,56 @@
+// Runtime locks and notes, usable from goroutines, from g0 and from plain threads.
+//
+// Lock is Go's lock_futex: a three-state futex mutex for short critical sections
+// (run queues, channels, timers). A goroutine never parks while holding one; a
+// goroutine about to park hands its lock to gopark, which releases it only once
+// the goroutine is off its stack.
+//
+// Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace gort::rt {
+
+class Lock {
+ public:
+  // lock() takes the lock, spinning briefly and then sleeping on the futex.
+  void lock();
+  // unlock() releases it and wakes one sleeper if there may be one.
+  void unlock();
+  // try_lock() takes the lock if it is free.
+  bool try_lock() {
+    std::uint32_t z = 0;
+    return key_.compare_exchange_strong(z, 1, std::memory_order_acquire);
+  }
+
+ private:
+  std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked, 2 locked with sleepers
+};
+
+class Note {
+ public:
+  // sleep() blocks until wakeup(); returns at once if it already happened.
+  void sleep();
+  // sleep_for() is sleep() with a timeout in ns (<0: none). True if woken.
+  bool sleep_for(std::int64_t ns);
+  // wakeup() wakes the sleeper (there is at most one).
+  void wakeup();
+  // clear() re-arms the note; only when nobody sleeps on it.
+  void clear() { key_.store(0, std::memory_order_relaxed); }
+  bool woken() const { return key_.load(std::memory_order_acquire) != 0; }
+
+ private:
+  std::atomic<std::uint32_t> key_{0};
+};
+
+// nanotime() is the monotonic clock in ns.
+std::int64_t nanotime();
+
+// futexsleep() sleeps while *addr == val, at most ns (<0: forever).
+void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns);
+// futexwakeup() wakes up to n threads sleeping on addr.
+void futexwakeup(std::atomic<std::uint32_t>* addr, int n);
+
+}  // namespace gort::rt

@@ -1,0 +1,890 @@
+// The scheduler: Go's proc.go for C++ goroutines.
+//
+// Rules 1-5 of runtime.hpp hold here. The shape of a switch:
+//
+//   A goroutine that yields, parks or exits calls switch_away(), which leaves its
+//   request in M::after and switches straight to the next goroutine of its P's
+//   run queue when there is one (one switch, no detour through g0: this is what
+//   keeps a yield near one context switch), else to g0, whose schedule() loop
+//   runs findrunnable(). Whatever runs next on the M first calls after_switch()
+//   to carry out the request, now that the old goroutine is off its stack.
+//
+// Exiting goroutines and goroutines leaving a syscall without a P always go
+// through g0: recycling a G frees stacks, and runtime internals run on g0.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "base/log.hpp"
+#include "base/print.hpp"
+#include "init.hpp"
+#include "sched/panic.hpp"
+#include "sched/proc.hpp"
+#include "sched/time.hpp"
+#include "mem/sys.hpp"
+#include "stack/fault.hpp"
+
+namespace gort::rt {
+
+Sched sched;
+
+namespace {
+
+__attribute__((tls_model("initial-exec"))) thread_local M* tls_m = nullptr;
+
+// Go's numbers: the global queue is checked every 61 schedule ticks so a busy
+// local queue cannot starve it; a P keeps at most 64 free Gs and moves half to
+// the global list when it has more.
+constexpr std::uint32_t kGlobalCheckTicks = 61;
+constexpr int kGfreeMax = 64;
+constexpr int kGfreeKeep = 32;
+
+void schedule();
+void stopm();
+
+// ---- Run queues (rule 1) ----
+
+}  // namespace
+
+bool runqempty(P* p) {
+  // A G may move from runnext to the ring (runqput kicking it out) between two
+  // reads; re-read the tail to be sure the snapshot is consistent, as Go does.
+  for (;;) {
+    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    std::uint32_t t = p->runqtail.load(std::memory_order_acquire);
+    G* next = p->runnext.load(std::memory_order_acquire);
+    if (p->runqtail.load(std::memory_order_acquire) == t) return h == t && next == nullptr;
+  }
+}
+
+namespace {
+
+// globrunqput() appends a batch [head..tail] of n Gs linked by schedlink. Lock held.
+void globrunqputbatch(G* head, G* tail, int n) {
+  tail->schedlink = nullptr;
+  if (sched.runqtail != nullptr) sched.runqtail->schedlink = head;
+  else sched.runqhead = head;
+  sched.runqtail = tail;
+  sched.runqsize.fetch_add(n, std::memory_order_relaxed);
+}
+
+void globrunqput(G* gp) { globrunqputbatch(gp, gp, 1); }
+
+// runqputslow() moves half of a full local queue plus gp to the global queue.
+bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t) {
+  constexpr std::uint32_t n = kRunqSize / 2;
+  if (t - h != kRunqSize) fatal("runqputslow: queue is not full");
+  G* batch[n + 1];
+  for (std::uint32_t i = 0; i < n; i++) batch[i] = p->runq[(h + i) % kRunqSize].load(std::memory_order_relaxed);
+  if (!p->runqhead.compare_exchange_strong(h, h + n, std::memory_order_release)) return false;
+  batch[n] = gp;
+  for (std::uint32_t i = 0; i < n; i++) batch[i]->schedlink = batch[i + 1];
+  sched.lock.lock();
+  globrunqputbatch(batch[0], batch[n], n + 1);
+  sched.lock.unlock();
+  return true;
+}
+
+// runqput() queues gp on p; with next, into runnext (it runs next, inheriting
+// the time slice), kicking the old runnext to the tail. Only p's owner calls it.
+void runqput(P* p, G* gp, bool next) {
+  if (next) {
+    G* old = p->runnext.load(std::memory_order_relaxed);
+    while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
+    }
+    if (old == nullptr) return;
+    gp = old;
+  }
+  for (;;) {
+    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    if (t - h < kRunqSize) {
+      p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
+      p->runqtail.store(t + 1, std::memory_order_release);
+      return;
+    }
+    if (runqputslow(p, gp, h, t)) return;
+  }
+}
+
+// runqget() takes the next G of p: runnext first. Only p's owner calls it.
+G* runqget(P* p) {
+  G* next = p->runnext.load(std::memory_order_relaxed);
+  if (next != nullptr && p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+    return next;
+  }
+  for (;;) {
+    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    if (t == h) return nullptr;
+    G* gp = p->runq[h % kRunqSize].load(std::memory_order_relaxed);
+    if (p->runqhead.compare_exchange_weak(h, h + 1, std::memory_order_release)) return gp;
+  }
+}
+
+// runqgrab() copies half of p's queue into batch[bh...] (a ring of kRunqSize) and
+// returns how many; with stealnext, takes runnext when the ring is empty.
+std::uint32_t runqgrab(P* p, std::atomic<G*>* batch, std::uint32_t bh, bool stealnext) {
+  for (;;) {
+    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    std::uint32_t t = p->runqtail.load(std::memory_order_acquire);
+    std::uint32_t n = t - h;
+    n = n - n / 2;
+    if (n == 0) {
+      if (stealnext) {
+        G* next = p->runnext.load(std::memory_order_acquire);
+        if (next != nullptr && p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+          batch[bh % kRunqSize].store(next, std::memory_order_relaxed);
+          return 1;
+        }
+      }
+      return 0;
+    }
+    if (n > kRunqSize / 2) continue;  // h and t read at different times: retry
+    for (std::uint32_t i = 0; i < n; i++) {
+      batch[(bh + i) % kRunqSize].store(p->runq[(h + i) % kRunqSize].load(std::memory_order_relaxed),
+                                        std::memory_order_relaxed);
+    }
+    if (p->runqhead.compare_exchange_strong(h, h + n, std::memory_order_release)) return n;
+  }
+}
+
+// runqsteal() moves half of p2's queue to pp's and returns one G to run.
+G* runqsteal(P* pp, P* p2, bool stealnext) {
+  std::uint32_t t = pp->runqtail.load(std::memory_order_relaxed);
+  std::uint32_t n = runqgrab(p2, pp->runq, t, stealnext);
+  if (n == 0) return nullptr;
+  n--;
+  G* gp = pp->runq[(t + n) % kRunqSize].load(std::memory_order_relaxed);
+  if (n == 0) return gp;
+  std::uint32_t h = pp->runqhead.load(std::memory_order_acquire);
+  if (t - h + n >= kRunqSize) fatal("runqsteal: runq overflow");
+  pp->runqtail.store(t + n, std::memory_order_release);
+  sched.nsteal.fetch_add(1, std::memory_order_relaxed);
+  return gp;
+}
+
+// globrunqget() takes a fair share of the global queue for p. Lock held.
+G* globrunqget(P* p, int max) {
+  int size = sched.runqsize.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  int n = std::min(size, size / sched.procs + 1);
+  if (max > 0 && n > max) n = max;
+  if (n > kRunqSize / 2) n = kRunqSize / 2;
+  sched.runqsize.fetch_sub(n, std::memory_order_relaxed);
+  G* gp = sched.runqhead;
+  sched.runqhead = gp->schedlink;
+  for (int i = 1; i < n; i++) {
+    G* g1 = sched.runqhead;
+    sched.runqhead = g1->schedlink;
+    runqput(p, g1, false);
+  }
+  if (sched.runqhead == nullptr) sched.runqtail = nullptr;
+  return gp;
+}
+
+// ---- Idle Ps and Ms (lock held) ----
+
+void pidleput(P* p) {
+  p->link = sched.pidle;
+  sched.pidle = p;
+  sched.npidle.fetch_add(1, std::memory_order_relaxed);
+}
+
+P* pidleget() {
+  P* p = sched.pidle;
+  if (p != nullptr) {
+    sched.pidle = p->link;
+    sched.npidle.fetch_sub(1, std::memory_order_relaxed);
+  }
+  return p;
+}
+
+void mput(M* m) {
+  m->schedlink = sched.midle;
+  sched.midle = m;
+  sched.nmidle++;
+}
+
+M* mget() {
+  M* m = sched.midle;
+  if (m != nullptr) {
+    sched.midle = m->schedlink;
+    sched.nmidle--;
+  }
+  return m;
+}
+
+// mremove() takes m off the idle list if it is there. Lock held.
+bool mremove(M* m) {
+  for (M** pp = &sched.midle; *pp != nullptr; pp = &(*pp)->schedlink) {
+    if (*pp == m) {
+      *pp = m->schedlink;
+      sched.nmidle--;
+      return true;
+    }
+  }
+  return false;
+}
+
+void acquirep(M* m, P* p) {
+  if (p->m != nullptr || p->status.load(std::memory_order_relaxed) != Pstatus::idle) {
+    fatal("acquirep: P not idle");
+  }
+  m->p = p;
+  p->m = m;
+  p->status.store(Pstatus::running, std::memory_order_relaxed);
+}
+
+P* releasep(M* m) {
+  P* p = m->p;
+  p->m = nullptr;
+  p->status.store(Pstatus::idle, std::memory_order_relaxed);
+  m->p = nullptr;
+  return p;
+}
+
+// ---- Ms ----
+
+void mstart(M* m) {
+  tls_m = m;
+  init_thread_context(m->g0);
+  minit_signalstack();
+  acquirep(m, m->nextp);
+  m->nextp = nullptr;
+  schedule();
+}
+
+M* allocm() {
+  auto* m = new M;
+  sched.lock.lock();
+  m->id = sched.mcount++;
+  sched.lock.unlock();
+  m->fastrand = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(m->id + 1) ^ static_cast<std::uint64_t>(nanotime());
+  return m;
+}
+
+// newm() starts an OS thread for a new M that will run p.
+void newm(P* p, bool spinning) {
+  M* m = allocm();
+  m->nextp = p;
+  m->spinning = spinning;
+  std::thread(mstart, m).detach();
+}
+
+// startm() gets an idle M (or makes one) to run p, or an idle P if p is null.
+// A spinning start was counted in nmspinning by the caller.
+void startm(P* p, bool spinning) {
+  sched.lock.lock();
+  if (p == nullptr) {
+    p = pidleget();
+    if (p == nullptr) {
+      sched.lock.unlock();
+      if (spinning) sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  M* nm = mget();
+  sched.lock.unlock();
+  if (nm == nullptr) {
+    newm(p, spinning);
+    return;
+  }
+  nm->spinning = spinning;
+  nm->nextp = p;
+  nm->park.wakeup();
+}
+
+// stopm() parks the M until startm hands it a P. With a deadline (>0) it wakes
+// by then to run timers: it then takes an idle P if one is left.
+void stopm_until(std::int64_t deadline) {
+  M* m = getm();
+  sched.lock.lock();
+  mput(m);
+  sched.lock.unlock();
+  if (deadline > 0) {
+    std::int64_t left = deadline - nanotime();
+    if (!m->park.sleep_for(left)) {
+      sched.lock.lock();
+      if (mremove(m)) {
+        P* p = pidleget();
+        sched.lock.unlock();
+        if (p != nullptr) {
+          acquirep(m, p);
+          return;
+        }
+        stopm();
+        return;
+      }
+      sched.lock.unlock();
+      m->park.sleep();  // startm took us off the list: its wakeup is coming
+    }
+  } else {
+    m->park.sleep();
+  }
+  m->park.clear();
+  acquirep(m, m->nextp);
+  m->nextp = nullptr;
+}
+
+void stopm() { stopm_until(0); }
+
+}  // namespace
+
+// handoffp() passes a P whose M is blocked (in a syscall) to another M, or idles it.
+void handoffp(P* p) {
+  if (!runqempty(p) || sched.runqsize.load(std::memory_order_relaxed) > 0 ||
+      p->timer0when.load(std::memory_order_relaxed) != 0) {
+    startm(p, false);
+    return;
+  }
+  // No work here: keep one M spinning so new work is picked up quickly.
+  int z = 0;
+  if (sched.nmspinning.load(std::memory_order_relaxed) + sched.npidle.load(std::memory_order_relaxed) == 0 &&
+      sched.nmspinning.compare_exchange_strong(z, 1)) {
+    startm(p, true);
+    return;
+  }
+  sched.lock.lock();
+  pidleput(p);
+  sched.lock.unlock();
+}
+
+namespace {
+
+void resetspinning(M* m) {
+  m->spinning = false;
+  // The last spinning M found work: start another so stealing goes on.
+  if (sched.nmspinning.fetch_sub(1, std::memory_order_relaxed) == 1) wakep();
+}
+
+// ---- Gs ----
+
+// gfput() recycles an exited G on p. Default-size stacks stay with their G.
+void gfput(P* p, G* gp) {
+  const std::size_t want = gp->stack.empty() ? 0 : gp->stack.size();
+  if (gp->stacksize != want) {
+    Printer(2).str("runtime: goroutine ").dec(gp->goid).str(" stacksize ").dec(gp->stacksize)
+        .str(", stack ").dec(want).str("\n");
+    fatal("gfput: bad stacksize");
+  }
+  if (!gp->stack.empty() && gp->stack.size() != stack_default_size()) {
+    stackfree(gp, gp->stack, "freed at goroutine exit");
+    gp->stack = Stack{};
+  }
+  destroy_context(gp->ctx);
+  gp->status.store(Gstatus::dead, std::memory_order_relaxed);
+  if (sched.nlive.fetch_sub(1, std::memory_order_relaxed) == 1 &&
+      sched.main_goexited.load(std::memory_order_relaxed)) {
+    fatal("no goroutines (main called runtime.Goexit) - deadlock!");
+  }
+  gp->schedlink = p->gfree;
+  p->gfree = gp;
+  if (++p->gfreecnt >= kGfreeMax) {
+    sched.lock.lock();
+    while (p->gfreecnt >= kGfreeKeep) {
+      G* g1 = p->gfree;
+      p->gfree = g1->schedlink;
+      p->gfreecnt--;
+      g1->schedlink = sched.gfree;
+      sched.gfree = g1;
+      sched.ngfree++;
+    }
+    sched.lock.unlock();
+  }
+}
+
+// gfget() takes a recycled G from p, refilling p from the global list.
+G* gfget(P* p) {
+  if (p->gfree == nullptr && sched.ngfree > 0) {
+    sched.lock.lock();
+    while (p->gfreecnt < kGfreeKeep && sched.gfree != nullptr) {
+      G* g1 = sched.gfree;
+      sched.gfree = g1->schedlink;
+      sched.ngfree--;
+      g1->schedlink = p->gfree;
+      p->gfree = g1;
+      p->gfreecnt++;
+    }
+    sched.lock.unlock();
+  }
+  G* gp = p->gfree;
+  if (gp != nullptr) {
+    p->gfree = gp->schedlink;
+    p->gfreecnt--;
+  }
+  return gp;
+}
+
+G* malg() {
+  auto* gp = new G;
+  sched.allglock.lock();
+  gp->alllink = sched.allgs;
+  sched.allgs = gp;
+  sched.allglock.unlock();
+  sched.nallgs.fetch_add(1, std::memory_order_relaxed);
+  return gp;
+}
+
+// ---- Switching ----
+
+void execute(M* m, G* gp) {
+  m->curg = gp;
+  gp->m = m;
+  gp->status.store(Gstatus::running, std::memory_order_relaxed);
+  gp->preempt.store(false, std::memory_order_relaxed);
+  P* p = m->p;
+  p->runningg.store(gp, std::memory_order_relaxed);
+  p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  setg(gp);
+}
+
+// after_switch() carries out the request the previous goroutine left (rule 4).
+void after_switch() {
+  M* m = getm();
+  const After a = m->after;
+  if (a == After::none) return;
+  G* gp = m->after_g;
+  m->after = After::none;
+  switch (a) {
+    case After::none:
+      break;
+    case After::ready:
+      gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
+      runqput(m->p, gp, false);
+      break;
+    case After::park: {
+      gp->status.store(Gstatus::waiting, std::memory_order_release);
+      bool (*f)(G*, void*) = m->unlockf;
+      if (f != nullptr && !f(gp, m->unlockarg)) {
+        Gstatus w = Gstatus::waiting;
+        if (gp->status.compare_exchange_strong(w, Gstatus::runnable, std::memory_order_acq_rel)) {
+          runqput(getm()->p, gp, true);
+        }
+      }
+      break;
+    }
+    case After::exit:
+      gfput(m->p, gp);
+      break;
+    case After::exitsyscall:
+      sched.lock.lock();
+      globrunqput(gp);
+      sched.lock.unlock();
+      stopm();
+      break;
+  }
+}
+
+// switch_away() leaves the running goroutine gp with request a (rule 4) and
+// runs the next goroutine of this P, or g0 when there is none or the request
+// needs g0. Returns when gp is resumed, possibly on another M.
+void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg = nullptr) {
+  M* m = getm();
+  m->after = a;
+  m->after_g = gp;
+  m->unlockf = unlockf;
+  m->unlockarg = arg;
+  P* p = m->p;
+  G* next = nullptr;
+  // Every 61st tick go through g0, whose findrunnable also checks the global
+  // queue and the timers.
+  if ((a == After::ready || a == After::park) &&
+      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
+    next = runqget(p);
+  }
+  if (next != nullptr) {
+    execute(m, next);
+    switch_context(gp->ctx, next->ctx);
+  } else {
+    m->curg = nullptr;
+    setg(nullptr);
+    if (a == After::exit) switch_context_final(gp->ctx, m->g0);
+    switch_context(gp->ctx, m->g0);
+  }
+  after_switch();
+}
+
+// stealwork() tries every other P in random order: their expired timers, then
+// half of their run queue (runnext too on the last pass).
+G* stealwork(M* m, std::int64_t now) {
+  P* pp = m->p;
+  const int n = sched.procs;
+  for (int pass = 0; pass < 4; pass++) {
+    const bool last = pass == 3;
+    int start = static_cast<int>(fastrandn(static_cast<std::uint32_t>(n)));
+    for (int i = 0; i < n; i++) {
+      P* p2 = sched.allp[static_cast<std::size_t>((start + i) % n)];
+      if (p2 == pp) continue;
+      if (last) {
+        std::int64_t w = p2->timer0when.load(std::memory_order_relaxed);
+        if (w != 0 && w <= now) {
+          checktimers(p2, now);
+          if (G* gp = runqget(pp)) return gp;
+        }
+      }
+      if (p2->status.load(std::memory_order_relaxed) == Pstatus::idle && runqempty(p2)) continue;
+      if (G* gp = runqsteal(pp, p2, last)) return gp;
+    }
+  }
+  return nullptr;
+}
+
+// findrunnable() finds a goroutine to run, blocking (stopm) until there is one.
+// Go's findRunnable, minus GC and netpoll.
+G* findrunnable(M* m) {
+top:
+  P* p = m->p;
+  std::int64_t now = nanotime();
+  checktimers(p, now);
+  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 &&
+      sched.runqsize.load(std::memory_order_relaxed) > 0) {
+    sched.lock.lock();
+    G* gp = globrunqget(p, 1);
+    sched.lock.unlock();
+    if (gp != nullptr) return gp;
+  }
+  if (G* gp = runqget(p)) return gp;
+  if (sched.runqsize.load(std::memory_order_relaxed) > 0) {
+    sched.lock.lock();
+    G* gp = globrunqget(p, 0);
+    sched.lock.unlock();
+    if (gp != nullptr) return gp;
+  }
+  // Steal, if not too many Ms are at it already (Go: at most half the busy Ps).
+  const int busy = sched.procs - sched.npidle.load(std::memory_order_relaxed);
+  if (m->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
+    if (!m->spinning) {
+      m->spinning = true;
+      sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
+    }
+    // Spin before parking: waking a parked vCPU costs ~20 us here (KERNEL.md),
+    // far more than the typical gap before the next goroutine becomes runnable.
+    const std::int64_t spin_until = now + sched.spin_ns;
+    do {
+      if (G* gp = stealwork(m, now)) {
+        resetspinning(m);
+        return gp;
+      }
+      if (G* gp = runqget(p)) {
+        resetspinning(m);
+        return gp;
+      }
+      if (sched.runqsize.load(std::memory_order_relaxed) > 0) break;
+      __builtin_ia32_pause();
+      now = nanotime();
+    } while (now < spin_until);
+  }
+  // Give up the P. Then look once more at every queue: work queued between our
+  // last look and the release would otherwise wait for the next wakep.
+  sched.lock.lock();
+  if (sched.runqsize.load(std::memory_order_relaxed) > 0) {
+    G* gp = globrunqget(p, 0);
+    sched.lock.unlock();
+    if (m->spinning) resetspinning(m);
+    return gp;
+  }
+  releasep(m);
+  pidleput(p);
+  sched.lock.unlock();
+  const bool wasspinning = m->spinning;
+  if (m->spinning) {
+    m->spinning = false;
+    sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
+  }
+  for (P* p2 : sched.allp) {
+    if (!runqempty(p2)) {
+      sched.lock.lock();
+      P* np = pidleget();
+      sched.lock.unlock();
+      if (np != nullptr) {
+        acquirep(m, np);
+        if (wasspinning) {
+          m->spinning = true;
+          sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
+        }
+        goto top;
+      }
+      break;
+    }
+  }
+  // Sleep, until the earliest timer if there is one.
+  std::int64_t until = timers_earliest();
+  if (until != 0) {
+    std::int64_t cur = sched.sleep_until.load(std::memory_order_relaxed);
+    while ((cur == 0 || until < cur) && !sched.sleep_until.compare_exchange_weak(cur, until)) {
+    }
+  }
+  stopm_until(until);
+  if (until != 0) {
+    std::int64_t cur = until;
+    sched.sleep_until.compare_exchange_strong(cur, 0);
+  }
+  goto top;
+}
+
+void schedule() {
+  M* m = getm();
+  for (;;) {
+    G* gp = findrunnable(m);
+    if (m->spinning) resetspinning(m);
+    execute(m, gp);
+    switch_context(m->g0, gp->ctx);
+    after_switch();
+  }
+}
+
+// goentry() is the first frame of every goroutine.
+void goentry(void* arg) {
+  after_switch();
+  G* gp = static_cast<G*>(arg);
+  run_goroutine(gp);  // panic.cpp: runs fn, reports an escaping exception
+  gp->fn->destroy(gp->fnp);
+  gp->fn = nullptr;
+  switch_away(gp, After::exit);
+  fatal("goentry: exited goroutine resumed");
+}
+
+// systemstack() runs fn(arg) on the M's g0 stack, below where g0 is suspended,
+// as Go's systemstack: runtime internals that may need a lot of stack or touch
+// the memory system never run on a goroutine's stack.
+void systemstack(void (*fn)(void*), void* arg) {
+  M* m = getm();
+  G* gp = m != nullptr ? m->curg : nullptr;
+  if (gp == nullptr) {  // already on g0 or a plain thread
+    fn(arg);
+    return;
+  }
+  struct Call {
+    void (*fn)(void*);
+    void* arg;
+    Context* back;
+    Context self;
+  } call{fn, arg, &gp->ctx, {}};
+  // Leave room below g0's saved frame for the red zone and the switch frame.
+  const std::uintptr_t top = reinterpret_cast<std::uintptr_t>(m->g0.sp) - 1024;
+  make_context(call.self, m->g0.stack_lo, top, [](void* p) {
+    auto* c = static_cast<Call*>(p);
+    c->fn(c->arg);
+    switch_context_final(c->self, *c->back);
+  }, &call);
+  setg(nullptr);
+  switch_context(gp->ctx, call.self);
+  setg(gp);
+  destroy_context(call.self);
+}
+
+}  // namespace
+
+M* getm() { return tls_m; }
+
+__attribute__((noinline)) G* getgp() {
+  M* m = tls_m;
+  return m != nullptr ? m->curg : nullptr;
+}
+
+std::uint32_t fastrandn(std::uint32_t n) {
+  M* m = getm();
+  std::uint64_t x = m != nullptr ? m->fastrand : static_cast<std::uint64_t>(nanotime());
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  if (m != nullptr) m->fastrand = x;
+  return static_cast<std::uint32_t>((x >> 32) * n >> 32);
+}
+
+void wakep() {
+  if (sched.npidle.load(std::memory_order_relaxed) == 0) return;
+  int z = 0;
+  if (sched.nmspinning.load(std::memory_order_relaxed) != 0 ||
+      !sched.nmspinning.compare_exchange_strong(z, 1, std::memory_order_acq_rel)) {
+    return;
+  }
+  startm(nullptr, true);
+}
+
+void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
+  G* gp = getgp();
+  if (gp == nullptr) fatal("gopark: not on a goroutine");
+  gp->waitreason = reason;
+  gp->waitsince = nanotime();
+  sched.npark.fetch_add(1, std::memory_order_relaxed);
+  switch_away(gp, After::park, unlockf, arg);
+}
+
+void goready(G* gp) {
+  Gstatus w = Gstatus::waiting;
+  if (!gp->status.compare_exchange_strong(w, Gstatus::runnable, std::memory_order_acq_rel)) {
+    fatal("goready: goroutine not waiting");
+  }
+  gp->waitreason = "";
+  M* m = getm();
+  if (m != nullptr && m->p != nullptr) {
+    runqput(m->p, gp, true);
+  } else {
+    sched.lock.lock();
+    globrunqput(gp);
+    sched.lock.unlock();
+  }
+  wakep();
+}
+
+void gosched() {
+  G* gp = getgp();
+  if (gp == nullptr) {
+    sched_yield();
+    return;
+  }
+  P* p = getm()->p;
+  // Nothing else to run here or globally: carry on, as Go's Gosched would after
+  // a round trip through the scheduler. It still counts as a scheduling point.
+  if (runqempty(p) && sched.runqsize.load(std::memory_order_relaxed) == 0 &&
+      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
+    p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    gp->preempt.store(false, std::memory_order_relaxed);
+    return;
+  }
+  switch_away(gp, After::ready);
+}
+
+void checkpreempt() {
+  G* gp = getgp();
+  if (gp != nullptr && gp->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
+}
+
+// ---- Spawning ----
+
+namespace {
+
+struct NewG {
+  const gort::GoOptions* opts;
+  G* gp;
+};
+
+// newg_slow() makes a G with the requested stack; runs on g0 (systemstack).
+void newg_slow(void* arg) {
+  auto* ng = static_cast<NewG*>(arg);
+  G* gp = ng->gp != nullptr ? ng->gp : malg();
+  std::size_t want = ng->opts->stack_size == 0 ? stack_default_size()
+                                               : (ng->opts->stack_size + kPageSize - 1) & ~(kPageSize - 1);
+  if (!gp->stack.empty() && gp->stack.size() != want) {
+    stackfree(gp, gp->stack, "freed at goroutine exit");
+    gp->stack = Stack{};
+  }
+  if (gp->stack.empty()) gp->stack = stackalloc(gp, want);
+  ng->gp = gp;
+}
+
+}  // namespace
+
+G* newproc_g(const gort::GoOptions* opts) {
+  M* m = getm();
+  G* gp = nullptr;
+  if (m != nullptr && m->p != nullptr) gp = gfget(m->p);
+  if (gp == nullptr || opts->stack_size != 0) {
+    NewG ng{opts, gp};
+    systemstack(newg_slow, &ng);
+    gp = ng.gp;
+  }
+  gp->goid = sched.goidgen.fetch_add(1, std::memory_order_relaxed) + 1;
+  gp->name.assign(opts->name.data(), opts->name.size());
+  gp->status.store(Gstatus::idle, std::memory_order_relaxed);
+  return gp;
+}
+
+void newproc_queue(G* gp) {
+  make_context(gp->ctx, gp->stack.lo, gp->stack.hi, goentry, gp);
+  gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
+  sched.nspawn.fetch_add(1, std::memory_order_relaxed);
+  sched.nlive.fetch_add(1, std::memory_order_relaxed);
+  M* m = getm();
+  if (m != nullptr && m->p != nullptr) {
+    runqput(m->p, gp, true);
+  } else {
+    sched.lock.lock();
+    globrunqput(gp);
+    sched.lock.unlock();
+  }
+  wakep();
+}
+
+void newproc_recycle(G* gp) {
+  gp->status.store(Gstatus::dead, std::memory_order_relaxed);
+  M* m = getm();
+  if (m != nullptr && m->p != nullptr) {
+    gfput(m->p, gp);
+    return;
+  }
+  sched.lock.lock();
+  gp->schedlink = sched.gfree;
+  sched.gfree = gp;
+  sched.ngfree++;
+  sched.lock.unlock();
+}
+
+// ---- Syscalls ----
+
+void entersyscall() {
+  M* m = getm();
+  G* gp = m != nullptr ? m->curg : nullptr;
+  if (gp == nullptr) return;  // a plain thread or g0: nothing to hand off
+  checkpreempt();
+  P* p = m->p;
+  gp->status.store(Gstatus::syscall, std::memory_order_relaxed);
+  p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  m->oldp = p;
+  m->p = nullptr;
+  p->m = nullptr;
+  p->status.store(Pstatus::syscall, std::memory_order_release);
+}
+
+void exitsyscall() {
+  M* m = getm();
+  G* gp = m != nullptr ? m->curg : nullptr;
+  if (gp == nullptr) return;
+  P* oldp = m->oldp;
+  m->oldp = nullptr;
+  Pstatus s = Pstatus::syscall;
+  // Fast path: sysmon did not take our P.
+  if (oldp->status.compare_exchange_strong(s, Pstatus::running, std::memory_order_acq_rel)) {
+    m->p = oldp;
+    oldp->m = m;
+    gp->status.store(Gstatus::running, std::memory_order_relaxed);
+    return;
+  }
+  // Any idle P will do.
+  sched.lock.lock();
+  P* p = pidleget();
+  sched.lock.unlock();
+  if (p != nullptr) {
+    acquirep(m, p);
+    gp->status.store(Gstatus::running, std::memory_order_relaxed);
+    return;
+  }
+  // None: queue the goroutine globally and park this M (on g0).
+  gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
+  switch_away(gp, After::exitsyscall);
+  gp->status.store(Gstatus::running, std::memory_order_relaxed);
+}
+
+// ---- Start-up ----
+
+void schedinit_procs(int procs) {
+  sched.procs = procs;
+  for (int i = 0; i < procs; i++) {
+    auto* p = new P;
+    p->id = i;
+    sched.allp.push_back(p);
+  }
+  // Every P starts idle; startm hands them out as goroutines appear.
+  sched.lock.lock();
+  for (int i = procs - 1; i >= 0; i--) pidleput(sched.allp[static_cast<std::size_t>(i)]);
+  sched.lock.unlock();
+}
+
+}  // namespace gort::rt

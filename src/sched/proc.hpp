@@ -1,0 +1,25 @@
+// proc.cpp's entry points for the rest of src/sched (sysmon, spawning, syscalls).
+#pragma once
+
+#include "gort/go.hpp"
+#include "sched/runtime.hpp"
+
+namespace gort::rt {
+
+// runqempty() is true when p has nothing queued, runnext included.
+bool runqempty(P* p);
+// handoffp() passes a P whose M is blocked to another M, or idles it.
+void handoffp(P* p);
+// newproc_g() returns a G ready for an entry: recycled from the P, or new, with
+// a stack of opts->stack_size (default size when 0).
+G* newproc_g(const gort::GoOptions* opts);
+// newproc_queue() prepares gp's context and queues it (runnext of this P).
+void newproc_queue(G* gp);
+// newproc_recycle() returns a G that never ran.
+void newproc_recycle(G* gp);
+void entersyscall();
+void exitsyscall();
+// schedinit_procs() makes the Ps, all idle.
+void schedinit_procs(int procs);
+
+}  // namespace gort::rt

@@ -1,0 +1,183 @@
+// The scheduler's objects, named as in Go's runtime/runtime2.go: G (goroutine),
+// M (OS thread), P (processor: the right to run goroutines), sched (globals).
+//
+// Locking and ownership (numbered as in Photon's thread.cpp; proc.cpp keeps them):
+//  1. A P's run queue ring is written at the tail only by the M holding the P;
+//     any M may take from the head (runqget, runqsteal) with a CAS.
+//  2. sched.lock guards the global run queue, the idle M and P lists and the
+//     global free-G lists. It is never held across a context switch.
+//  3. A G's status moves waiting -> runnable only by CAS, so a G is readied once.
+//  4. A G that parks or exits leaves a request in its M (M::after); whoever runs
+//     next on that M, once the G is off its stack, carries it out: releases the
+//     lock the G parked with, requeues it, or recycles it. Nothing may touch a G
+//     from another M until then.
+//  5. P::timerslock guards a P's timer heap; timer functions run with it released.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch/context.hpp"
+#include "gort/go.hpp"
+#include "sched/lock.hpp"
+#include "stack/stack.hpp"
+
+namespace gort::rt {
+
+struct G;
+struct M;
+struct P;
+struct Timer;
+struct Sudog;
+
+enum class Gstatus : std::uint32_t { idle, runnable, running, syscall, waiting, dead };
+enum class Pstatus : std::uint32_t { idle, running, syscall };
+
+// What a G asked for when it switched away (rule 4).
+enum class After : std::uint8_t {
+  none,
+  ready,        // yield: put the G back on the run queue
+  park,         // block: mark it waiting, then run unlockf
+  exit,         // it finished: recycle it (gfput)
+  exitsyscall,  // it left a syscall and found no P: queue it globally, stop the M
+};
+
+// A G's entry function (gort::go's callable), type-erased; callables up to
+// kGoFnInline bytes live inside the G, so a spawn allocates nothing.
+constexpr std::size_t kGoFnInline = 64;
+using GoFn = gort::detail::GoFn;
+
+constexpr int kGlsSlots = 8;  // goroutine-local storage slots
+
+struct G : StackOwner {
+  Context ctx;
+  std::atomic<Gstatus> status{Gstatus::idle};
+  G* schedlink = nullptr;   // run queue / free list link
+  M* m = nullptr;           // M running it, while running
+  const GoFn* fn = nullptr;
+  void* fnp = nullptr;      // the callable: fnbuf or heap
+  alignas(16) unsigned char fnbuf[kGoFnInline];
+  // Waiting.
+  Sudog* waiting = nullptr;     // waiter records of a blocked chan op / select
+  const char* waitreason = "";  // why it waits, for dumps
+  std::int64_t waitsince = 0;   // nanotime() when it parked
+  std::atomic<std::uint32_t> selectdone{0};
+  Timer* sleeptimer = nullptr;  // reused by sleep and timeouts
+  // Preemption: sysmon sets it for a hog; checked at every runtime call.
+  std::atomic<bool> preempt{false};
+  bool hog_reported = false;
+  // Panic and goexit.
+  void* defers = nullptr;  // innermost GORT_DEFER record on this stack
+  bool goexiting = false;
+  // Goroutine-local storage.
+  void* gls[kGlsSlots] = {};
+  std::string name;
+  G* alllink = nullptr;  // allgs
+};
+
+constexpr int kRunqSize = 256;
+
+struct P {
+  int id = 0;
+  std::atomic<Pstatus> status{Pstatus::idle};
+  M* m = nullptr;
+  P* link = nullptr;  // idle list
+  std::atomic<std::uint32_t> schedtick{0};    // every execute()
+  std::atomic<std::uint32_t> syscalltick{0};  // every syscall entry
+  std::atomic<G*> runningg{nullptr};          // for sysmon's hog check
+  // Rule 1.
+  std::atomic<std::uint32_t> runqhead{0};
+  std::atomic<std::uint32_t> runqtail{0};
+  std::atomic<G*> runq[kRunqSize] = {};
+  std::atomic<G*> runnext{nullptr};
+  // Exited Gs with default stacks (gfput / gfget).
+  G* gfree = nullptr;
+  int gfreecnt = 0;
+  // Timers (rule 5): a 4-ary min-heap on Timer::when.
+  Lock timerslock;
+  std::vector<Timer*> timers;
+  std::atomic<std::int64_t> timer0when{0};  // earliest when, 0 if none
+  // sysmon's view.
+  std::uint32_t sm_schedtick = 0, sm_syscalltick = 0;
+  std::int64_t sm_schedwhen = 0, sm_syscallwhen = 0;
+};
+
+struct M {
+  Context g0;         // the thread's own stack: schedule() runs here
+  G* curg = nullptr;
+  P* p = nullptr;
+  P* nextp = nullptr;  // handed over by startm
+  P* oldp = nullptr;   // the P left in a syscall
+  bool spinning = false;
+  Note park;
+  M* schedlink = nullptr;
+  int id = 0;
+  std::uint64_t fastrand = 0;
+  // Rule 4.
+  After after = After::none;
+  G* after_g = nullptr;
+  bool (*unlockf)(G*, void*) = nullptr;
+  void* unlockarg = nullptr;
+};
+
+struct Sched {
+  Lock lock;  // rule 2
+  G* runqhead = nullptr;
+  G* runqtail = nullptr;
+  std::atomic<int> runqsize{0};
+  M* midle = nullptr;
+  int nmidle = 0;
+  int mcount = 0;
+  P* pidle = nullptr;
+  std::atomic<int> npidle{0};
+  std::atomic<int> nmspinning{0};
+  G* gfree = nullptr;  // exited Gs from Ps with too many
+  int ngfree = 0;
+  std::vector<P*> allp;
+  int procs = 0;
+  std::atomic<std::uint64_t> goidgen{0};
+  // allgs: every G ever made (reused, never freed, as in Go).
+  Lock allglock;
+  G* allgs = nullptr;
+  std::atomic<int> nallgs{0};
+  // Earliest deadline an idle M is sleeping until (0: none sleeps timed).
+  std::atomic<std::int64_t> sleep_until{0};
+  std::int64_t spin_ns = 0;
+  std::int64_t hog_ns = 0;
+  // gort::main's goroutine; live goroutines, to detect "main called goexit and
+  // nothing is left".
+  std::atomic<std::uint64_t> main_goid{0};
+  std::atomic<bool> main_goexited{false};
+  std::atomic<std::int64_t> nlive{0};
+  // Counters for gort::stats().
+  std::atomic<std::uint64_t> nspawn{0}, nsteal{0}, npark{0};
+};
+extern Sched sched;
+
+// getm() is the calling thread's M (nullptr off the scheduler's threads).
+M* getm();
+// getgp() is the goroutine running on this thread (nullptr on g0 or a plain thread).
+G* getgp();
+
+// gopark() blocks the calling goroutine. After it is off its stack, unlockf(gp,
+// arg) runs on the M; if that returns false the goroutine is resumed at once.
+// Precondition: running on a goroutine.
+void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason);
+// goready() makes a waiting goroutine runnable on the caller's P (or globally
+// from a plain thread) and wakes an idle P if there is one.
+void goready(G* gp);
+// gosched() yields the processor, as runtime.Gosched.
+void gosched();
+// checkpreempt() yields if sysmon asked this goroutine to.
+void checkpreempt();
+// wakep() starts an M to run an idle P if none is spinning.
+void wakep();
+// fastrandn() is a per-M random number in [0, n).
+std::uint32_t fastrandn(std::uint32_t n);
+
+// schedinit() starts the scheduler: Ps, sysmon. Called once by gort::main.
+void schedinit();
+
+}  // namespace gort::rt

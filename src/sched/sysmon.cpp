@@ -1,0 +1,97 @@
+// sysmon: the monitor thread of Go's proc.go, without a P. It retakes Ps from
+// goroutines blocked in gort::syscall and flags goroutines that hog their P.
+#include "sched/sysmon.hpp"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include "base/log.hpp"
+#include "sched/proc.hpp"
+
+namespace gort::rt {
+
+namespace {
+
+// Go's numbers: sleep 20 us between looks; after 50 idle looks double up to 10
+// ms, so an idle process costs nothing; a P in a syscall longer than one look
+// is handed off unless nothing else would run on it and someone is idle anyway,
+// for up to 10 ms.
+constexpr std::int64_t kMinDelayUs = 20;
+constexpr std::int64_t kMaxDelayUs = 10'000;
+constexpr int kIdleLooks = 50;
+constexpr std::int64_t kSyscallGraceNs = 10'000'000;
+
+// preemptone() asks the goroutine running on p to yield at its next runtime call
+// and reports it once: a goroutine running user code for longer than
+// sched.hog_ms starves the others queued on its P.
+void preemptone(P* p, std::int64_t ran_ns) {
+  G* gp = p->runningg.load(std::memory_order_relaxed);
+  if (gp == nullptr) return;
+  gp->preempt.store(true, std::memory_order_relaxed);
+  if (!gp->hog_reported) {
+    gp->hog_reported = true;
+    log()->warn(
+        "goroutine {} has run for {} ms without a runtime call (a safe point); other goroutines on "
+        "its P wait until it makes one: call gort::yield() in long loops",
+        gp->goid, ran_ns / 1'000'000);
+  }
+}
+
+// retake() returns true if it did anything.
+bool retake(std::int64_t now) {
+  bool acted = false;
+  for (P* p : sched.allp) {
+    const Pstatus s = p->status.load(std::memory_order_acquire);
+    if (s == Pstatus::syscall) {
+      const std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
+      if (p->sm_syscalltick != t) {
+        p->sm_syscalltick = t;
+        p->sm_syscallwhen = now;
+        continue;
+      }
+      if (runqempty(p) &&
+          sched.nmspinning.load(std::memory_order_relaxed) + sched.npidle.load(std::memory_order_relaxed) > 0 &&
+          p->sm_syscallwhen + kSyscallGraceNs > now) {
+        continue;
+      }
+      Pstatus want = Pstatus::syscall;
+      if (p->status.compare_exchange_strong(want, Pstatus::idle, std::memory_order_acq_rel)) {
+        handoffp(p);
+        acted = true;
+      }
+    } else if (s == Pstatus::running) {
+      const std::uint32_t t = p->schedtick.load(std::memory_order_relaxed);
+      if (p->sm_schedtick != t) {
+        p->sm_schedtick = t;
+        p->sm_schedwhen = now;
+        continue;
+      }
+      if (now - p->sm_schedwhen >= sched.hog_ns) {
+        preemptone(p, now - p->sm_schedwhen);
+        acted = true;
+      }
+    }
+  }
+  return acted;
+}
+
+void sysmon() {
+  std::int64_t delay = kMinDelayUs;
+  int idle = 0;
+  for (;;) {
+    usleep(static_cast<useconds_t>(delay));
+    if (retake(nanotime())) {
+      idle = 0;
+      delay = kMinDelayUs;
+    } else if (++idle > kIdleLooks) {
+      delay = std::min(delay * 2, kMaxDelayUs);
+    }
+  }
+}
+
+}  // namespace
+
+void sysmon_start() { std::thread(sysmon).detach(); }
+
+}  // namespace gort::rt

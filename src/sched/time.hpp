@@ -1,0 +1,33 @@
+// Timers: a 4-ary min-heap per P, as in Go since 1.14 (issue 6239: a global
+// timer heap was a bottleneck). Idle Ms sleep until the earliest timer of any P.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace gort::rt {
+
+struct P;
+
+struct Timer {
+  std::int64_t when = 0;    // nanotime() deadline
+  std::int64_t period = 0;  // > 0: fires again every period ns
+  // f runs on an M with a P, with no runtime lock held. It must not block.
+  void (*f)(void* arg) = nullptr;
+  void* arg = nullptr;
+  // In a heap: its P and index, under that P's timerslock.
+  std::atomic<P*> pp{nullptr};
+  int index = -1;
+};
+
+// addtimer() schedules t (not already scheduled) on the caller's P, or on a P
+// chosen at random from a plain thread, and wakes an M if one must sleep less.
+void addtimer(Timer* t);
+// deltimer() unschedules t; false if it was not pending (already fired or firing).
+bool deltimer(Timer* t);
+// checktimers() runs p's timers that are due by now.
+void checktimers(P* p, std::int64_t now);
+// timers_earliest() is the earliest deadline over all Ps, 0 if none.
+std::int64_t timers_earliest();
+
+}  // namespace gort::rt
