@@ -6,9 +6,12 @@
 
 #include <string_view>
 
+#include "gort/chan.hpp"
+#include "gort/defer.hpp"
 #include "gort/go.hpp"
 #include "gort/options.hpp"
 #include "gort/stats.hpp"
+#include "gort/sync.hpp"
 
 namespace gort {
 

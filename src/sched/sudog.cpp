@@ -1,0 +1,127 @@
+#include "sched/sudog.hpp"
+
+#include "base/print.hpp"
+#include "sched/time.hpp"
+
+namespace gort::rt {
+
+void WaitQ::enqueue(Sudog* s) {
+  s->next = nullptr;
+  s->prev = last;
+  if (last != nullptr) last->next = s;
+  else first = s;
+  last = s;
+}
+
+void WaitQ::remove(Sudog* s) {
+  if (s->prev == nullptr && first != s) return;  // not queued
+  if (s->prev != nullptr) s->prev->next = s->next;
+  else first = s->next;
+  if (s->next != nullptr) s->next->prev = s->prev;
+  else last = s->prev;
+  s->next = s->prev = nullptr;
+}
+
+Sudog* WaitQ::dequeue() {
+  while (Sudog* s = first) {
+    remove(s);
+    if (s->selectdone != nullptr) {
+      std::uint32_t z = 0;
+      // Another case of that select already fired: skip the stale record.
+      if (!s->selectdone->compare_exchange_strong(z, 1, std::memory_order_acq_rel)) continue;
+    }
+    return s;
+  }
+  return nullptr;
+}
+
+void waiter_init(Sudog& s, Note* note) {
+  s.g = getgp();
+  s.note = s.g == nullptr ? note : nullptr;
+  if (s.g == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
+}
+
+namespace {
+
+bool unlock_lock(G*, void* l) {
+  static_cast<Lock*>(l)->unlock();
+  return true;
+}
+
+struct TimedPark {
+  Lock* l;
+  Timer* t;
+};
+
+// Runs once the goroutine is off its stack: only then may the timer fire.
+bool unlock_and_arm(G*, void* p) {
+  auto* tp = static_cast<TimedPark*>(p);
+  addtimer(tp->t);
+  tp->l->unlock();
+  return true;
+}
+
+}  // namespace
+
+void park_waiter(Sudog& s, Lock& l, const char* reason) {
+  if (s.g != nullptr) {
+    gopark(unlock_lock, &l, reason);
+    return;
+  }
+  l.unlock();
+  s.note->sleep();
+}
+
+bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadline) {
+  if (deadline == 0) {
+    park_waiter(s, l, reason);
+    return true;
+  }
+  if (s.selectdone == nullptr) fatal("park_waiter_until: the record needs a selectdone word");
+  std::atomic<std::uint32_t>* done = s.selectdone;
+  if (s.g == nullptr) {
+    l.unlock();
+    if (s.note->sleep_for(deadline - nanotime())) return true;
+    std::uint32_t z = 0;
+    if (done->compare_exchange_strong(z, 1, std::memory_order_acq_rel)) return false;
+    s.note->sleep();  // a waker won the race: its wakeup is on the way
+    return true;
+  }
+  // A goroutine: a timer competes with the wakers for *done; the winner readies it.
+  struct Race {
+    std::atomic<std::uint32_t>* done;
+    G* g;
+    bool timedout = false;
+    std::atomic<bool> fdone{false};  // the timer function has finished with us
+  } race{done, s.g};
+  Timer t;
+  t.when = deadline;
+  t.arg = &race;
+  t.f = [](void* arg) {
+    auto* r = static_cast<Race*>(arg);
+    std::uint32_t z = 0;
+    if (r->done->compare_exchange_strong(z, 1, std::memory_order_acq_rel)) {
+      r->timedout = true;
+      goready(r->g);
+    }
+    r->fdone.store(true, std::memory_order_release);
+  };
+  TimedPark tp{&l, &t};
+  gopark(unlock_and_arm, &tp, reason);
+  // The timer and race live in this frame: make sure the timer is gone, or has
+  // finished running, before returning.
+  if (!deltimer(&t)) {
+    while (!race.fdone.load(std::memory_order_acquire)) __builtin_ia32_pause();
+  }
+  return !race.timedout;
+}
+
+void ready_waiter(Sudog& s) {
+  if (s.g != nullptr) {
+    goready(s.g);
+    return;
+  }
+  s.note->wakeup();
+}
+
+}  // namespace gort::rt

@@ -1,0 +1,67 @@
+// Waiter records (Go's sudog) and wait queues, for channels, select and sync.
+//
+// A waiter is either a goroutine (g != nullptr), which parks with gopark, or a
+// plain std::thread (g == nullptr), which sleeps on a Note: channels, mutexes,
+// wait groups and semaphores work from both. Like Go's sudogs, records live on
+// the waiting goroutine's stack and are linked from its G (G::waiting), so the
+// later copying-stack work can find and adjust them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "sched/lock.hpp"
+#include "sched/runtime.hpp"
+
+namespace gort::rt {
+
+struct Sudog {
+  G* g = nullptr;       // the waiting goroutine, or nullptr for a plain thread
+  Note* note = nullptr;  // a plain thread sleeps on it (shared by a select's records)
+  Sudog* next = nullptr;
+  Sudog* prev = nullptr;
+  void* elem = nullptr;      // channels: value to send, or slot to receive into
+  void* c = nullptr;         // the channel or semaphore waited on
+  Sudog* waitlink = nullptr;  // G::waiting list (select's records)
+  // select: the first case to fire CASes *selectdone 0 -> 1 and wins; the rest
+  // of its records are dequeued by the selecting goroutine when it wakes.
+  std::atomic<std::uint32_t>* selectdone = nullptr;
+  int caseindex = -1;   // select: which case this record belongs to
+  bool success = false;  // channels: woken by a value (true) or by close (false)
+  std::uint64_t ticket = 0;  // semaphores: handoff/FIFO bookkeeping
+};
+
+// WaitQ is a FIFO of waiters, guarded by the owner's Lock.
+struct WaitQ {
+  Sudog* first = nullptr;
+  Sudog* last = nullptr;
+
+  // enqueue() appends s.
+  void enqueue(Sudog* s);
+  // dequeue() removes and returns the first waiter that can be woken: for select
+  // records, only one whose select has not fired yet (and it marks it fired).
+  Sudog* dequeue();
+  // remove() unlinks s if it is queued (select cleanup).
+  void remove(Sudog* s);
+  bool empty() const { return first == nullptr; }
+};
+
+// waiter_init() fills s for the caller: its G, or, on a plain thread, note.
+void waiter_init(Sudog& s, Note* note);
+
+// park_waiter() blocks the caller until ready_waiter(s). Precondition: l is held
+// and s is where a waker will find it; l is released once the caller is parked
+// (a goroutine: off its stack; a thread: before it sleeps).
+void park_waiter(Sudog& s, Lock& l, const char* reason);
+
+// park_waiter_until() is park_waiter() with a deadline (nanotime(), 0: none).
+// s.selectdone must be set: the timeout and the wakers race for it (0 -> 1) and
+// only the winner wakes the caller. Returns false if the timeout won; the
+// caller's records may then still be queued: it takes the lock and removes them.
+bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadline);
+
+// ready_waiter() wakes the waiter of s. Precondition: s has been taken off every
+// queue; s must not be touched afterwards (its owner may return at once).
+void ready_waiter(Sudog& s);
+
+}  // namespace gort::rt
