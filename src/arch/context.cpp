@@ -79,17 +79,21 @@ void init_thread_context(Context& c) {
 #endif
 }
 
-void destroy_context(Context& c) {
+void reset_context(Context& c) {
 #if GORT_VALGRIND
   if (c.valgrind_id != 0) VALGRIND_STACK_DEREGISTER(c.valgrind_id);
 #endif
   c.valgrind_id = 0;
+  c.sp = nullptr;
+}
+
+void destroy_context(Context& c) {
+  reset_context(c);
 #if GORT_TSAN
   if (c.tsan_owned) __tsan_destroy_fiber(c.tsan_fiber);
   c.tsan_fiber = nullptr;
   c.tsan_owned = false;
 #endif
-  c.sp = nullptr;
 }
 
 void switch_context_final(Context& from, Context& to, void* arg) {

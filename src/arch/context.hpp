@@ -71,6 +71,11 @@ void init_thread_context(Context& c);
 // itself belongs to the caller.
 void destroy_context(Context& c);
 
+// reset_context() ends c's current run but keeps what can serve the next
+// make_context on the same Context (TSan's fiber: creating one clears ~800 KB of
+// shadow memory, which would dominate spawning under TSan).
+void reset_context(Context& c);
+
 namespace detail {
 void sanitizer_start_switch(Context& from, Context& to, bool from_exits);
 void sanitizer_finish_switch(Context& self);

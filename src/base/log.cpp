@@ -5,13 +5,15 @@
 namespace gort::rt {
 
 spdlog::logger* log() {
+  // Deliberately leaked and kept out of spdlog's registry: runtime threads (Ms,
+  // sysmon) may log while the process runs its static destructors at exit, and
+  // the registry's logger would be destroyed under them.
   static spdlog::logger* const logger = [] {
-    auto l = spdlog::get("gort");
-    if (!l) l = spdlog::stderr_logger_mt("gort");
+    auto* l = new spdlog::logger("gort", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     l->set_pattern("gort: %L %v");
     l->set_level(spdlog::level::info);
     l->flush_on(spdlog::level::trace);
-    return l.get();  // spdlog's registry keeps it alive
+    return l;
   }();
   return logger;
 }

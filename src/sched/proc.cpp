@@ -31,7 +31,7 @@
 
 namespace gort::rt {
 
-Sched sched;
+Sched& sched = *new Sched;
 
 namespace {
 
@@ -377,7 +377,7 @@ void gfput(P* p, G* gp) {
     stackfree(gp, gp->stack, "freed at goroutine exit");
     gp->stack = Stack{};
   }
-  destroy_context(gp->ctx);
+  reset_context(gp->ctx);
   gp->status.store(Gstatus::dead, std::memory_order_relaxed);
   if (sched.nlive.fetch_sub(1, std::memory_order_relaxed) == 1 &&
       sched.main_goexited.load(std::memory_order_relaxed)) {
@@ -439,7 +439,8 @@ void execute(M* m, G* gp) {
   gp->status.store(Gstatus::running, std::memory_order_relaxed);
   gp->preempt.store(false, std::memory_order_relaxed);
   P* p = m->p;
-  p->runningg.store(gp, std::memory_order_relaxed);
+  p->runningg.store(gp, std::memory_order_release);
+  p->runninggoid.store(gp->goid, std::memory_order_relaxed);
   p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   setg(gp);
 }

@@ -67,7 +67,6 @@ struct G : StackOwner {
   Timer* sleeptimer = nullptr;  // reused by sleep and timeouts
   // Preemption: sysmon sets it for a hog; checked at every runtime call.
   std::atomic<bool> preempt{false};
-  bool hog_reported = false;
   // Panic and goexit.
   void* defers = nullptr;  // innermost GORT_DEFER record on this stack
   bool goexiting = false;
@@ -86,7 +85,10 @@ struct P {
   P* link = nullptr;  // idle list
   std::atomic<std::uint32_t> schedtick{0};    // every execute()
   std::atomic<std::uint32_t> syscalltick{0};  // every syscall entry
-  std::atomic<G*> runningg{nullptr};          // for sysmon's hog check
+  // The goroutine running here and its id, for sysmon's hog check (the id is
+  // copied so sysmon never reads a G that is being recycled).
+  std::atomic<G*> runningg{nullptr};
+  std::atomic<std::uint64_t> runninggoid{0};
   // Rule 1.
   std::atomic<std::uint32_t> runqhead{0};
   std::atomic<std::uint32_t> runqtail{0};
@@ -102,6 +104,7 @@ struct P {
   // sysmon's view.
   std::uint32_t sm_schedtick = 0, sm_syscalltick = 0;
   std::int64_t sm_schedwhen = 0, sm_syscallwhen = 0;
+  std::uint64_t sm_reported_goid = 0;  // the last hog reported on this P
 };
 
 struct M {
@@ -134,7 +137,7 @@ struct Sched {
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
   G* gfree = nullptr;  // exited Gs from Ps with too many
-  int ngfree = 0;
+  std::atomic<int> ngfree{0};
   std::vector<P*> allp;
   int procs = 0;
   std::atomic<std::uint64_t> goidgen{0};
@@ -154,7 +157,8 @@ struct Sched {
   // Counters for gort::stats().
   std::atomic<std::uint64_t> nspawn{0}, nsteal{0}, npark{0};
 };
-extern Sched sched;
+// Never destroyed: Ms and sysmon keep running while the process exits.
+extern Sched& sched;
 
 // getm() is the calling thread's M (nullptr off the scheduler's threads).
 M* getm();

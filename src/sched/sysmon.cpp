@@ -25,17 +25,19 @@ constexpr std::int64_t kSyscallGraceNs = 10'000'000;
 // preemptone() asks the goroutine running on p to yield at its next runtime call
 // and reports it once: a goroutine running user code for longer than
 // sched.hog_ms starves the others queued on its P.
-void preemptone(P* p, std::int64_t ran_ns) {
-  G* gp = p->runningg.load(std::memory_order_relaxed);
-  if (gp == nullptr) return;
+// Returns true when it reported a new hog.
+bool preemptone(P* p, std::int64_t ran_ns) {
+  G* gp = p->runningg.load(std::memory_order_acquire);
+  if (gp == nullptr) return false;
   gp->preempt.store(true, std::memory_order_relaxed);
-  if (!gp->hog_reported) {
-    gp->hog_reported = true;
-    log()->warn(
-        "goroutine {} has run for {} ms without a runtime call (a safe point); other goroutines on "
-        "its P wait until it makes one: call gort::yield() in long loops",
-        gp->goid, ran_ns / 1'000'000);
-  }
+  const std::uint64_t goid = p->runninggoid.load(std::memory_order_relaxed);
+  if (goid == p->sm_reported_goid) return false;
+  p->sm_reported_goid = goid;
+  log()->warn(
+      "goroutine {} has run for {} ms without a runtime call (a safe point); other goroutines on "
+      "its P wait until it makes one: call gort::yield() in long loops",
+      goid, ran_ns / 1'000'000);
+  return true;
 }
 
 // retake() returns true if it did anything.
@@ -67,10 +69,7 @@ bool retake(std::int64_t now) {
         p->sm_schedwhen = now;
         continue;
       }
-      if (now - p->sm_schedwhen >= sched.hog_ns) {
-        preemptone(p, now - p->sm_schedwhen);
-        acted = true;
-      }
+      if (now - p->sm_schedwhen >= sched.hog_ns && preemptone(p, now - p->sm_schedwhen)) acted = true;
     }
   }
   return acted;

@@ -59,7 +59,7 @@ OriginCounters malloced_ctr, system_ctr;
 // resident pages. stackfromsystem is a debug mode that costs an mmap per stack,
 // so a lock here is noise.
 std::mutex system_mu;
-std::unordered_map<std::uintptr_t, std::size_t> system_live;
+std::unordered_map<std::uintptr_t, std::size_t>& system_live = *new std::unordered_map<std::uintptr_t, std::size_t>;
 std::atomic<std::uint64_t> faulted_count{0}, faulted_bytes{0};
 
 // The jemalloc arena that serves malloced stacks, kept apart from the heap so

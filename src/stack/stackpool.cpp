@@ -54,7 +54,8 @@ struct Pool {
   std::uint64_t retired_trims = 0;
   std::uint64_t refills = 0, releases = 0;
 };
-Pool pool;
+// Never destroyed: Ms may still take stacks while the process runs its exit handlers.
+Pool& pool = *new Pool;
 
 constexpr std::uint64_t kCanary = 0x676f72742d6b6565;  // "gort-kee"
 
