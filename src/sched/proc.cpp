@@ -33,9 +33,14 @@ namespace gort::rt {
 
 Sched& sched = *new Sched;
 
+}  // namespace gort::rt
+
+thread_local gort::rt::M* gort_tls_m = nullptr;
+
+namespace gort::rt {
+
 namespace {
 
-__attribute__((tls_model("initial-exec"))) thread_local M* tls_m = nullptr;
 
 // Go's numbers: the global queue is checked every 61 schedule ticks so a busy
 // local queue cannot starve it; a P keeps at most 64 free Gs and moves half to
@@ -252,7 +257,7 @@ P* releasep(M* m) {
 // ---- Ms ----
 
 void mstart(M* m) {
-  tls_m = m;
+  gort_tls_m = m;
   init_thread_context(m->g0);
   minit_signalstack();
   acquirep(m, m->nextp);
@@ -435,7 +440,6 @@ G* malg() {
 
 void execute(M* m, G* gp) {
   m->curg = gp;
-  gp->m = m;
   gp->status.store(Gstatus::running, std::memory_order_relaxed);
   gp->preempt.store(false, std::memory_order_relaxed);
   P* p = m->p;
@@ -493,14 +497,33 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
   m->unlockarg = arg;
   P* p = m->p;
   G* next = nullptr;
-  // Every 61st tick go through g0, whose findrunnable also checks the global
-  // queue and the timers.
-  if ((a == After::ready || a == After::park) &&
-      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
+  // Straight to the next goroutine, except: every 61st tick (g0's findrunnable
+  // then also looks at the global queue and the timers), a syscall exit without
+  // a P, and an exit that must free a stack (runtime internals run on g0).
+  const bool direct = a == After::ready || a == After::park ||
+                      (a == After::exit && gp->stack.size() == stack_default_size());
+  if (direct && p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
     next = runqget(p);
+    // Local queue empty but work queued globally: take a share of it now, as
+    // Go's Gosched does by going through the global queue.
+    if (next == nullptr && sched.runqsize.load(std::memory_order_relaxed) > 0) {
+      sched.lock.lock();
+      next = globrunqget(p, 0);
+      sched.lock.unlock();
+    }
+  }
+  if (next == nullptr && a == After::ready &&
+      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
+    // A yield with nothing else to run: carry on, as Go's Gosched would after a
+    // round trip through the scheduler. It still counts as a scheduling point.
+    m->after = After::none;
+    p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    gp->preempt.store(false, std::memory_order_relaxed);
+    return;
   }
   if (next != nullptr) {
     execute(m, next);
+    if (a == After::exit) switch_context_final(gp->ctx, next->ctx);
     switch_context(gp->ctx, next->ctx);
   } else {
     m->curg = nullptr;
@@ -541,8 +564,9 @@ G* stealwork(M* m, std::int64_t now) {
 G* findrunnable(M* m) {
 top:
   P* p = m->p;
-  std::int64_t now = nanotime();
-  checktimers(p, now);
+  // nanotime() costs ~100 ns on our VMs (KERNEL.md): read it only with timers due.
+  std::int64_t now = p->timer0when.load(std::memory_order_relaxed) != 0 ? nanotime() : 0;
+  if (now != 0) checktimers(p, now);
   if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 &&
       sched.runqsize.load(std::memory_order_relaxed) > 0) {
     sched.lock.lock();
@@ -566,8 +590,9 @@ top:
     }
     // Spin before parking: waking a parked vCPU costs ~20 us here (KERNEL.md),
     // far more than the typical gap before the next goroutine becomes runnable.
+    now = nanotime();
     const std::int64_t spin_until = now + sched.spin_ns;
-    do {
+    for (int spins = 1;; spins++) {
       if (G* gp = stealwork(m, now)) {
         resetspinning(m);
         return gp;
@@ -578,8 +603,8 @@ top:
       }
       if (sched.runqsize.load(std::memory_order_relaxed) > 0) break;
       __builtin_ia32_pause();
-      now = nanotime();
-    } while (now < spin_until);
+      if (spins % 16 == 0 && (now = nanotime()) >= spin_until) break;
+    }
   }
   // Give up the P. Then look once more at every queue: work queued between our
   // last look and the release would otherwise wait for the next wakep.
@@ -682,10 +707,8 @@ void systemstack(void (*fn)(void*), void* arg) {
 
 }  // namespace
 
-M* getm() { return tls_m; }
-
-__attribute__((noinline)) G* getgp() {
-  M* m = tls_m;
+G* getgp() {
+  M* m = getm();
   return m != nullptr ? m->curg : nullptr;
 }
 
@@ -739,15 +762,6 @@ void gosched() {
   G* gp = getgp();
   if (gp == nullptr) {
     sched_yield();
-    return;
-  }
-  P* p = getm()->p;
-  // Nothing else to run here or globally: carry on, as Go's Gosched would after
-  // a round trip through the scheduler. It still counts as a scheduling point.
-  if (runqempty(p) && sched.runqsize.load(std::memory_order_relaxed) == 0 &&
-      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
-    p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    gp->preempt.store(false, std::memory_order_relaxed);
     return;
   }
   switch_away(gp, After::ready);

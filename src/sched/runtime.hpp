@@ -160,8 +160,21 @@ struct Sched {
 // Never destroyed: Ms and sysmon keep running while the process exits.
 extern Sched& sched;
 
-// getm() is the calling thread's M (nullptr off the scheduler's threads).
-M* getm();
+}  // namespace gort::rt
+
+// The calling thread's M. initial-exec: a fixed offset from %fs, no allocation.
+extern "C" __attribute__((tls_model("initial-exec"))) thread_local gort::rt::M* gort_tls_m;
+
+namespace gort::rt {
+
+// getm() is the calling thread's M (nullptr off the scheduler's threads). The
+// read is an asm volatile load through %fs, never cached by the compiler: a
+// goroutine that migrated across a switch must see its new thread's M.
+inline M* getm() {
+  M* m;
+  asm volatile("movq gort_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m));
+  return m;
+}
 // getgp() is the goroutine running on this thread (nullptr on g0 or a plain thread).
 G* getgp();
 
