@@ -11,14 +11,26 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 #include "init.hpp"
+#include "sched_bench.hpp"
 #include "stack_bench.hpp"
 
 namespace {
 
 using gort::bench::StackBenchArgs;
+
+// self_path() is this executable's path, for re-running it as a child.
+std::string self_path() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("gort-bench");
+}
 
 // A Runner runs one parsed subcommand and returns the exit status.
 using Runner = std::function<int()>;
@@ -44,9 +56,32 @@ Runner setup_stack(CLI::App& sub) {
   return [args] { return gort::bench::run_stack_bench(*args); };
 }
 
-// The subcommands; `sched` and `net` will join them.
+// setup_sched() declares `sched`'s options.
+Runner setup_sched(CLI::App& sub) {
+  auto args = std::make_shared<gort::bench::SchedBenchArgs>();
+  sub.add_option("--runs", args->runs, "runs per measurement; each result is their median")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub.add_flag("--quick", args->quick, "smaller counts (a smoke test)");
+  sub.add_option("--go", args->go_peer, "the Go peer program (default: peers/go/sched beside gort-bench)");
+  return [args] { return gort::bench::run_sched_bench(*args, self_path()); };
+}
+
+// setup_sched_part() declares the hidden `sched-part` used by `sched`'s children.
+Runner setup_sched_part(CLI::App& sub) {
+  auto args = std::make_shared<gort::bench::SchedPartArgs>();
+  sub.group("");  // hidden from --help
+  sub.add_option("--part", args->part, "p1, p2 or rss")->required()->check(CLI::IsMember({"p1", "p2", "rss"}));
+  sub.add_option("--runs", args->runs)->check(CLI::Range(1, 1000));
+  sub.add_flag("--quick", args->quick);
+  return [args] { return gort::bench::run_sched_part(*args); };
+}
+
+// The subcommands; `net` will join them.
 constexpr Command kCommands[] = {
     {"stack", "context switches, stack allocation and first touch", setup_stack},
+    {"sched", "goroutine scheduling beside the Go peer", setup_sched},
+    {"sched-part", "", setup_sched_part},
 };
 
 }  // namespace

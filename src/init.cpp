@@ -11,6 +11,7 @@
 #include "base/log.hpp"
 #include "base/print.hpp"
 #include "mem/sys.hpp"
+#include "sched/traceback.hpp"
 #include "stack/fault.hpp"
 #include "stack/stack.hpp"
 
@@ -38,6 +39,7 @@ void runtime_init(const Options& opts) {
   stackinit(config);
   fault_install();
   minit_signalstack();
+  sigquit_install();
 }
 
 const Config& runtime_config() { return config; }

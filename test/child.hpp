@@ -1,12 +1,19 @@
 // run_in_child(): runs a case that must crash or exit in a forked child and
-// reports its exit status and what it wrote to stderr.
+// reports its exit status and what it wrote to stderr. run_case_in_child(): the
+// same in a fresh copy of the test binary, for cases that run goroutines.
 #pragma once
 
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace gort::test {
 
@@ -15,6 +22,20 @@ struct ChildResult {
   int signal = 0;      // the signal that killed it, if any
   std::string err;     // everything written to stderr
 };
+
+// collect_child() reads the child's stderr from fd (closing it) and waits for it.
+inline ChildResult collect_child(pid_t pid, int fd) {
+  ChildResult r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
+  close(fd);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (WIFEXITED(st)) r.status = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
+  return r;
+}
 
 // run_in_child() forks, runs fn with stderr captured, and _exit(0)s if fn returns.
 template <class F>
@@ -30,16 +51,47 @@ ChildResult run_in_child(F&& fn) {
     _exit(0);
   }
   close(p[1]);
-  ChildResult r;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(p[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<std::size_t>(n));
-  close(p[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  if (WIFEXITED(st)) r.status = WEXITSTATUS(st);
-  if (WIFSIGNALED(st)) r.signal = WTERMSIG(st);
-  return r;
+  return collect_child(pid, p[0]);
+}
+
+// run_case_in_child() runs fn in a fresh copy of this test binary, spawned
+// with only the current test case selected and GORT_TEST_CHILD naming it; in
+// the copy the same call runs fn and _exit(0)s if fn returns. A forked child
+// cannot run goroutines once the parent's scheduler has started (its Ms are
+// threads that did not survive the fork), and posix_spawn runs no fork
+// handlers (jemalloc's take every arena lock, more than TSan can track). The
+// case's name must not contain doctest filter characters (, * ?).
+template <class F>
+ChildResult run_case_in_child(F&& fn) {
+  const char* name = static_cast<const doctest::TestCaseData*>(doctest::getContextOptions()->currentTest)->m_name;
+  if (const char* key = std::getenv("GORT_TEST_CHILD"); key != nullptr && std::strcmp(key, name) == 0) {
+    fn();
+    std::fflush(nullptr);
+    _exit(0);
+  }
+  std::string filter = std::string("--test-case=") + name;
+  std::string key = std::string("GORT_TEST_CHILD=") + name;
+  char* argv[] = {const_cast<char*>("child"), filter.data(), nullptr};
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; e++) envp.push_back(*e);
+  envp.push_back(key.data());
+  envp.push_back(nullptr);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return {};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  // doctest's banner
+  std::fflush(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  if (rc != 0) {
+    close(p[0]);
+    return {};
+  }
+  return collect_child(pid, p[0]);
 }
 
 }  // namespace gort::test

@@ -109,6 +109,8 @@ TEST_CASE("any other fault goes to the previous handler") {
 #if defined(__SANITIZE_ADDRESS__)
   // ASan's handler was installed first; ours passes the fault on to it.
   CHECK(r.err.find("AddressSanitizer: SEGV") != std::string::npos);
+#elif defined(__SANITIZE_THREAD__)
+  CHECK(r.err.find("ThreadSanitizer: SEGV") != std::string::npos);
 #else
   CHECK(r.signal == SIGSEGV);
 #endif

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "child.hpp"
 #include "gort/gort.hpp"
 #include "sched/runtime.hpp"
 
@@ -204,4 +205,81 @@ TEST_CASE("a goroutine in a 200 ms gort::syscall does not stop others, even with
     wait_until([&] { return finished.load() == 4; });
   });
   CHECK(progress_during > 0);
+}
+
+TEST_CASE("goroutine-local storage follows the goroutine across migrations") {
+  static gort::GoroutineLocal<std::vector<int>> local;
+  std::atomic<int> ok{0}, done{0};
+  gort::main([&] {
+    for (int g = 0; g < 32; g++) {
+      gort::go([&, g] {
+        for (int i = 0; i < 50; i++) {
+          local->push_back(g);
+          gort::yield();  // may resume on another M
+        }
+        bool mine = local->size() == 50;
+        for (int v : *local) mine = mine && v == g;
+        if (mine) ok++;
+        done++;
+      });
+    }
+    wait_until([&] { return done.load() == 32; });
+  });
+  CHECK(ok.load() == 32);
+  // Off goroutines, each thread has its own.
+  local->assign(3, 7);
+  std::size_t other = 99;
+  std::thread([&] { other = local->size(); }).join();
+  CHECK(other == 0);
+  CHECK(local->size() == 3);
+}
+
+TEST_CASE("timers on an idle P fire while another P is kept busy") {
+  // The Ms of idle Ps sleep until the earliest timer; a deadline already past
+  // when one goes to sleep used to mean "sleep for ever".
+  std::atomic<int> done{0};
+  gort::main([&] {
+    for (int i = 0; i < 4; i++) {
+      gort::go([&] {
+        for (int k = 0; k < 150; k++) gort::sleep(std::chrono::microseconds(1));
+        done++;
+      });
+    }
+    wait_until([&] { return done.load() == 4; });
+  });
+  CHECK(done.load() == 4);
+}
+
+TEST_CASE("blocking gort calls inside gort::syscall block the thread instead of parking") {
+  // Inside a syscall the goroutine has no P to park on: it waits like a thread.
+  bool ok = false;
+  gort::main([&] {
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::go([&] {
+      gort::sleep(std::chrono::milliseconds(5));
+      wg.done();
+    });
+    gort::syscall([&] {
+      gort::sleep(std::chrono::milliseconds(1));
+      gort::yield();
+      wg.wait();
+    });
+    ok = true;
+  });
+  CHECK(ok);
+}
+
+TEST_CASE("a goroutine that makes no runtime call for hog_ms is reported") {
+  auto r = gort::test::run_case_in_child([] {
+    gort::main([] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    });
+  });
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.err.find("has run for") != std::string::npos);
+  CHECK(r.err.find("without a runtime call") != std::string::npos);
 }

@@ -4,12 +4,15 @@
 // and the debug modes.
 #pragma once
 
+#include <cstdio>
 #include <string_view>
 
 #include "gort/chan.hpp"
 #include "gort/defer.hpp"
 #include "gort/go.hpp"
+#include "gort/local.hpp"
 #include "gort/options.hpp"
+#include "gort/panic.hpp"
 #include "gort/stats.hpp"
 #include "gort/sync.hpp"
 
@@ -18,6 +21,16 @@ namespace gort {
 // stack_stats() returns a snapshot of goroutine stack memory (see StackStats).
 // Precondition: the runtime is initialised.
 StackStats stack_stats();
+
+// stats() returns a snapshot of the scheduler and of stack memory (see Stats).
+// Precondition: the runtime is initialised.
+Stats stats();
+
+// dump_goroutines() prints every goroutine to f, as SIGQUIT does to stderr: id,
+// state, wait reason and minutes waited, name, stack bounds and use, backtrace
+// (the caller's first; "(running on another thread)" for ones running elsewhere).
+// The process goes on. Precondition: the runtime is initialised.
+void dump_goroutines(FILE* f);
 
 // set_debug() switches debug modes at run time, in GORTDEBUG syntax, e.g.
 // "stackpoison=1,efence=1" or "stack.debug=2". Stacks allocated before keep

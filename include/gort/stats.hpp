@@ -1,4 +1,5 @@
-// gort::StackStats: memory statistics of goroutine stacks.
+// gort::StackStats: memory statistics of goroutine stacks; gort::Stats: the
+// scheduler's, with them.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +36,28 @@ struct StackStats {
   std::uint64_t releases = 0;        // stackcacherelease batches
   std::uint64_t trims = 0;           // cached stacks whose deep pages were released
   const char* guard_mode = "";       // "madv_guard" or "mprotect"
+};
+
+// Stats is a snapshot of the scheduler (gort::stats()), named after Go's
+// GODEBUG=schedtrace output. Nothing is stopped to take it: the per-state counts
+// are read one goroutine at a time while goroutines change state, so they need
+// not add up to goroutines.
+struct Stats {
+  std::uint64_t goroutines = 0;  // live: started and not yet exited
+  std::uint64_t runnable = 0;    // queued, waiting for a processor
+  std::uint64_t running = 0;     // running on a thread
+  std::uint64_t waiting = 0;     // parked: channel, lock, sleep, I/O
+  std::uint64_t syscall = 0;     // in gort::syscall
+  int ms = 0;           // threads made to run goroutines (Ms), idle ones included
+  int idle_ms = 0;      // of them, parked with nothing to do
+  int spinning_ms = 0;  // of them, looking for work to steal
+  int ps = 0;           // processors (Ps): goroutines that can run at once
+  int idle_ps = 0;      // of them, unused
+  int global_runq = 0;  // goroutines in the global run queue
+  std::uint64_t spawns = 0;  // goroutines started since the runtime started
+  std::uint64_t steals = 0;  // successful steals of half a run queue
+  std::uint64_t parks = 0;   // times a goroutine parked
+  StackStats stacks;         // gort::stack_stats()
 };
 
 }  // namespace gort

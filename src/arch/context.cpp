@@ -35,6 +35,11 @@ void context_start(void* p) {
 
 void make_context(Context& c, std::uintptr_t lo, std::uintptr_t hi, void (*fn)(void*), void* arg) {
   if (hi - lo < 4096) fatal("make_context: stack smaller than 4 KiB");
+#if GORT_ASAN
+  // The stack may have hosted a context that ended with its frames' redzones
+  // still poisoned (stacks are reused without a free): start from clean shadow.
+  __asan_unpoison_memory_region(reinterpret_cast<void*>(lo), hi - lo);
+#endif
   c.fn = fn;
   c.arg = arg;
   c.stack_lo = lo;

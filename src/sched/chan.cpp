@@ -1,1 +1,367 @@
-// placeholder
+// Channels: Go's runtime/chan.go for C++ values, and the timers that deliver
+// on channels (Go's time.Timer, time.After).
+//
+// The algorithm is not a template: elements move through the three functions
+// of the channel's elemops (chan.hpp), and a waiter's value lives where it
+// waits (the sender's T, the receiver's std::optional<T>), so a hand-off to a
+// waiter copies straight from one stack to the other with no allocation.
+//
+// Waiting: a waiter is a Sudog on the waiting goroutine's (or thread's) stack,
+// linked from G::waiting. A goroutine parks with its channel's lock, which
+// the scheduler releases once it is off its stack; a plain thread releases the
+// lock and sleeps on a Note (sudog.hpp). The waker completes the exchange under
+// the lock (Sudog::success: value or close), releases the lock, then readies
+// the waiter: on one P that switches straight to it (gopark/goready's runnext).
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <new>
+
+#include "base/print.hpp"
+#include "sched/chan_impl.hpp"
+#include "sched/runtime.hpp"
+#include "sched/time.hpp"
+
+namespace gort::rt {
+
+namespace {
+
+void advance(const hchan* c, std::size_t& x) {
+  if (++x == c->dataqsiz) x = 0;
+}
+
+// chanpark() queues the caller on q (c's recvq or sendq) with ep and blocks
+// until a peer or close completes it. c->lock is held; it is released once the
+// caller is parked. Returns true if a peer completed the exchange, false if
+// c was closed.
+bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason) {
+  Note note;  // a plain thread sleeps on it
+  Sudog s;
+  waiter_init(s, &note);
+  s.elem = ep;
+  s.c = c;
+  if (s.g != nullptr) s.g->waiting = &s;
+  q.enqueue(&s);
+  park_waiter(s, c->lock, reason);
+  if (s.g != nullptr) s.g->waiting = nullptr;
+  return s.success;
+}
+
+}  // namespace
+
+chanstate trysend(hchan* c, void* ep, Sudog** wake) {
+  if (c->closed) return chanstate::closed;
+  if (Sudog* sg = c->recvq.dequeue()) {
+    // A receiver waits, so the buffer is empty: straight into its slot.
+    c->ops->emplace(sg->elem, ep);
+    sg->success = true;
+    *wake = sg;
+    return chanstate::done;
+  }
+  if (c->qcount < c->dataqsiz) {
+    c->ops->construct(c->slot(c->sendx), ep);
+    advance(c, c->sendx);
+    c->qcount++;
+    return chanstate::done;
+  }
+  return chanstate::blocked;
+}
+
+chanstate tryrecv(hchan* c, void* ep, Sudog** wake) {
+  if (Sudog* sg = c->sendq.dequeue()) {
+    if (c->dataqsiz == 0) {
+      c->ops->emplace(ep, sg->elem);
+    } else {
+      // A sender waits, so the buffer is full: take its head and put the
+      // sender's value at its tail (the same slot), keeping FIFO order.
+      void* head = c->slot(c->recvx);
+      c->ops->emplace(ep, head);
+      c->ops->destroy(head);
+      c->ops->construct(head, sg->elem);
+      advance(c, c->recvx);
+      c->sendx = c->recvx;
+    }
+    sg->success = true;
+    *wake = sg;
+    return chanstate::done;
+  }
+  if (c->qcount > 0) {
+    void* head = c->slot(c->recvx);
+    c->ops->emplace(ep, head);
+    c->ops->destroy(head);
+    advance(c, c->recvx);
+    c->qcount--;
+    return chanstate::done;
+  }
+  return c->closed ? chanstate::closed : chanstate::blocked;
+}
+
+void readysudog(Sudog* sg) {
+  if (sg->selectdone != nullptr) {
+    selectwait* sw = selectwait::of(sg);
+    sw->fired = sg;
+    sw->parked.lock();  // the select is parked once it has released this
+    sw->parked.unlock();
+  }
+  ready_waiter(*sg);
+}
+
+void panic_send_closed() { throw gort::panic_error("send on closed channel"); }
+
+}  // namespace gort::rt
+
+namespace gort::detail {
+
+using namespace gort::rt;
+
+namespace {
+
+std::size_t bufoffset(const elemops* ops) {
+  return (sizeof(hchan) + ops->align - 1) / ops->align * ops->align;
+}
+
+std::align_val_t chanalign(const elemops* ops) { return std::align_val_t{std::max(ops->align, alignof(hchan))}; }
+
+}  // namespace
+
+// The channel and its buffer are one allocation.
+hchan* makechan(const elemops* ops, std::size_t cap) {
+  const std::size_t off = bufoffset(ops);
+  if (cap > (std::numeric_limits<std::size_t>::max() - off) / ops->size) {
+    throw std::length_error("gort::Chan: capacity out of range");
+  }
+  void* mem = ::operator new(off + cap * ops->size, chanalign(ops));
+  auto* c = ::new (mem) hchan;
+  c->dataqsiz = cap;
+  c->buf = static_cast<unsigned char*>(mem) + off;
+  c->ops = ops;
+  return c;
+}
+
+void chanretain(hchan* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void chanrelease(hchan* c) noexcept {
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Whoever waits on a channel holds a handle to it.
+  if (!c->recvq.empty() || !c->sendq.empty()) fatal("chan: last handle released while operations wait on it");
+  for (; c->qcount > 0; c->qcount--) {
+    c->ops->destroy(c->slot(c->recvx));
+    advance(c, c->recvx);
+  }
+  const std::align_val_t al = chanalign(c->ops);
+  c->~hchan();
+  ::operator delete(c, al);
+}
+
+bool chansend(hchan* c, void* ep, bool block) {
+  checkpreempt();
+  c->lock.lock();
+  Sudog* sg = nullptr;
+  switch (trysend(c, ep, &sg)) {
+    case chanstate::done:
+      c->lock.unlock();
+      if (sg != nullptr) readysudog(sg);
+      return true;
+    case chanstate::closed:
+      c->lock.unlock();
+      panic_send_closed();
+    case chanstate::blocked:
+      break;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return false;
+  }
+  if (!chanpark(c, c->sendq, ep, "chan send")) panic_send_closed();  // closed while waiting
+  return true;
+}
+
+bool chanrecv(hchan* c, void* ep, bool block) {
+  checkpreempt();
+  c->lock.lock();
+  Sudog* sg = nullptr;
+  if (tryrecv(c, ep, &sg) != chanstate::blocked) {
+    c->lock.unlock();
+    if (sg != nullptr) readysudog(sg);
+    return true;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return false;
+  }
+  chanpark(c, c->recvq, ep, "chan receive");
+  return true;
+}
+
+void closechan(hchan* c) {
+  c->lock.lock();
+  if (c->closed) {
+    c->lock.unlock();
+    throw gort::panic_error("close of closed channel");
+  }
+  c->closed = true;
+  // Receivers get no value and senders panic. Collect them and ready them once
+  // the lock is released, so that it is not held across thousands of wakeups.
+  Sudog* woken = nullptr;
+  for (WaitQ* q : {&c->recvq, &c->sendq}) {
+    while (Sudog* sg = q->dequeue()) {
+      sg->success = false;
+      sg->next = woken;
+      woken = sg;
+    }
+  }
+  c->lock.unlock();
+  while (woken != nullptr) {
+    Sudog* sg = woken;
+    woken = sg->next;  // before sg's owner may return
+    readysudog(sg);
+  }
+}
+
+std::size_t chanlen(hchan* c) {
+  c->lock.lock();
+  const std::size_t n = c->qcount;
+  c->lock.unlock();
+  return n;
+}
+
+std::size_t chancap(hchan* c) noexcept { return c->dataqsiz; }
+
+// ---- Timers ----
+//
+// A timer's function runs on an M with no lock held and must not block, so it
+// delivers with a non-blocking send into a channel of capacity 1. If the
+// previous value is still there the new one is dropped, as in Go.
+
+namespace {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+
+void sendtime(hchan* c) {
+  TimePoint now = std::chrono::steady_clock::now();
+  chansend(c, &now, false);
+}
+
+// drain() discards a value waiting in c; true if there was one.
+bool drain(hchan* c) {
+  std::optional<TimePoint> stale;
+  c->lock.lock();
+  Sudog* sg = nullptr;
+  tryrecv(c, &stale, &sg);
+  c->lock.unlock();
+  if (sg != nullptr) readysudog(sg);
+  return stale.has_value();
+}
+
+// after()'s timer owns a handle to its channel and frees itself once it fired.
+struct afterstate {
+  rt::Timer t;
+  hchan* c;
+};
+
+void afterfire(void* arg) {
+  auto* a = static_cast<afterstate*>(arg);
+  sendtime(a->c);
+  chanrelease(a->c);
+  delete a;
+}
+
+}  // namespace
+
+// A Timer's runtime timer; the Timer holds the handle to c.
+struct timerchan {
+  rt::Timer t;
+  hchan* c = nullptr;
+  rt::Lock mu;                      // serialises stop and reset
+  std::atomic<bool> armed{false};   // added, and timerfire has not finished
+};
+
+namespace {
+
+void timerfire(void* arg) {
+  auto* tc = static_cast<timerchan*>(arg);
+  sendtime(tc->c);
+  tc->armed.store(false, std::memory_order_release);
+}
+
+// starttimer() schedules t; the runtime's timers need its Ps.
+void starttimer(rt::Timer* t) {
+  if (sched.procs == 0) fatal("gort::Timer, gort::after: the runtime is not started (call gort::main first)");
+  addtimer(t);
+}
+
+// arm() starts tc's timer. Precondition: tc->mu held, the timer stopped.
+void arm(timerchan* tc, std::chrono::nanoseconds d) {
+  tc->t.when = nanotime() + std::max<std::int64_t>(d.count(), 0);
+  tc->armed.store(true, std::memory_order_relaxed);
+  starttimer(&tc->t);
+}
+
+// stop() unschedules tc's timer, or lets a firing in progress finish, then
+// discards an unreceived value: Go 1.23's "no stale value after Stop".
+// Precondition: tc->mu held.
+bool stop(timerchan* tc) {
+  bool active = false;
+  if (tc->armed.load(std::memory_order_acquire)) {
+    if (deltimer(&tc->t)) {
+      tc->armed.store(false, std::memory_order_relaxed);
+      active = true;
+    } else {
+      // Taken off its heap to fire: timerfire never blocks, wait for it.
+      while (tc->armed.load(std::memory_order_acquire)) __builtin_ia32_pause();
+    }
+  }
+  return drain(tc->c) || active;
+}
+
+}  // namespace
+
+}  // namespace gort::detail
+
+namespace gort {
+
+using detail::timerchan;
+
+Timer::Timer(std::chrono::nanoseconds d) : c_(1), t_(new timerchan) {
+  t_->c = detail::chanaccess::get(c_);
+  t_->t.f = detail::timerfire;
+  t_->t.arg = t_;
+  t_->mu.lock();
+  detail::arm(t_, d);
+  t_->mu.unlock();
+}
+
+Timer::~Timer() {
+  if (t_ == nullptr) return;
+  stop();
+  delete t_;
+}
+
+bool Timer::stop() {
+  t_->mu.lock();
+  const bool active = detail::stop(t_);
+  t_->mu.unlock();
+  return active;
+}
+
+bool Timer::reset(std::chrono::nanoseconds d) {
+  t_->mu.lock();
+  const bool active = detail::stop(t_);
+  detail::arm(t_, d);
+  t_->mu.unlock();
+  return active;
+}
+
+Chan<std::chrono::steady_clock::time_point> after(std::chrono::nanoseconds d) {
+  Chan<std::chrono::steady_clock::time_point> ch(1);
+  auto* a = new detail::afterstate;
+  a->c = detail::chanaccess::get(ch);
+  detail::chanretain(a->c);
+  a->t.when = rt::nanotime() + std::max<std::int64_t>(d.count(), 0);
+  a->t.f = detail::afterfire;
+  a->t.arg = a;
+  detail::starttimer(&a->t);
+  return ch;
+}
+
+}  // namespace gort

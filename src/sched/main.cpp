@@ -81,7 +81,7 @@ bool start_sleep_timer(G*, void* t) {
 }  // namespace
 
 void sleep_ns(std::int64_t ns) {
-  G* gp = getgp();
+  G* gp = getgp_parkable();
   if (gp == nullptr) {
     if (ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     return;

@@ -1,4 +1,5 @@
-// Panics (exceptions escaping a goroutine) and goexit.
+// Panics (exceptions escaping a goroutine), goexit, and the record of where the
+// last exception was thrown (panic.cpp interposes __cxa_throw for it).
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,8 @@ namespace gort::rt {
 struct G;
 
 // run_goroutine() runs gp's entry. An exception escaping it is a panic: Go's
-// report on stderr and exit status 2. goexit's unwinding ends here quietly.
+// report on stderr, with the backtrace of the throw, and exit status 2.
+// goexit's unwinding ends here quietly.
 void run_goroutine(G* gp);
 
 }  // namespace gort::rt

@@ -11,7 +11,11 @@
 //
 // Exiting goroutines and goroutines leaving a syscall without a P always go
 // through g0: recycling a G frees stacks, and runtime internals run on g0.
+#include <cxxabi.h>
 #include <pthread.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 #include <unistd.h>
 
 #include <cstdio>
@@ -258,6 +262,7 @@ P* releasep(M* m) {
 
 void mstart(M* m) {
   gort_tls_m = m;
+  m->ehglobals = abi::__cxa_get_globals();
   init_thread_context(m->g0);
   minit_signalstack();
   acquirep(m, m->nextp);
@@ -313,7 +318,9 @@ void stopm_until(std::int64_t deadline) {
   mput(m);
   sched.lock.unlock();
   if (deadline > 0) {
-    std::int64_t left = deadline - nanotime();
+    // A deadline already past must not sleep at all (a negative timeout would
+    // mean "no timeout").
+    const std::int64_t left = std::max<std::int64_t>(deadline - nanotime(), 0);
     if (!m->park.sleep_for(left)) {
       sched.lock.lock();
       if (mremove(m)) {
@@ -438,8 +445,16 @@ G* malg() {
 
 // ---- Switching ----
 
+// The C++ runtime keeps its exception state per thread (__cxa_eh_globals: the
+// exceptions being handled, for `throw;` and std::current_exception, and the
+// count of those in flight, for std::uncaught_exceptions). A goroutine that
+// parks in a catch block, or in a destructor run by unwinding, may resume on
+// another thread, where that state is another goroutine's: so it travels with
+// the G, saved by switch_away and restored here. Two words on x86-64, for
+// libstdc++ and libc++abi alike.
 void execute(M* m, G* gp) {
   m->curg = gp;
+  std::memcpy(m->ehglobals, gp->ehstate, sizeof gp->ehstate);
   gp->status.store(Gstatus::running, std::memory_order_relaxed);
   gp->preempt.store(false, std::memory_order_relaxed);
   P* p = m->p;
@@ -491,6 +506,7 @@ void after_switch() {
 // needs g0. Returns when gp is resumed, possibly on another M.
 void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg = nullptr) {
   M* m = getm();
+  std::memcpy(gp->ehstate, m->ehglobals, sizeof gp->ehstate);  // see execute
   m->after = a;
   m->after_g = gp;
   m->unlockf = unlockf;
@@ -623,20 +639,21 @@ top:
     m->spinning = false;
     sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
   }
-  for (P* p2 : sched.allp) {
-    if (!runqempty(p2)) {
-      sched.lock.lock();
-      P* np = pidleget();
-      sched.lock.unlock();
-      if (np != nullptr) {
-        acquirep(m, np);
-        if (wasspinning) {
-          m->spinning = true;
-          sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
-        }
-        goto top;
+  // The global queue too: a goroutine readied from a plain thread goes there,
+  // and its wakep may have seen our nmspinning before we dropped it.
+  bool work = sched.runqsize.load(std::memory_order_acquire) > 0;
+  for (P* p2 : sched.allp) work = work || !runqempty(p2);
+  if (work) {
+    sched.lock.lock();
+    P* np = pidleget();
+    sched.lock.unlock();
+    if (np != nullptr) {
+      acquirep(m, np);
+      if (wasspinning) {
+        m->spinning = true;
+        sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
       }
-      break;
+      goto top;
     }
   }
   // Sleep, until the earliest timer if there is one.
@@ -672,6 +689,7 @@ void goentry(void* arg) {
   run_goroutine(gp);  // panic.cpp: runs fn, reports an escaping exception
   gp->fn->destroy(gp->fnp);
   gp->fn = nullptr;
+  gls_destroy(gp->gls);
   switch_away(gp, After::exit);
   fatal("goentry: exited goroutine resumed");
 }
@@ -703,6 +721,11 @@ void systemstack(void (*fn)(void*), void* arg) {
   switch_context(gp->ctx, call.self);
   setg(gp);
   destroy_context(call.self);
+#if defined(__SANITIZE_ADDRESS__)
+  // fn's frames ended with a final switch, leaving their redzones poisoned on
+  // g0's stack, where g0's own frames will grow later.
+  __asan_unpoison_memory_region(reinterpret_cast<void*>(m->g0.stack_lo), top - m->g0.stack_lo);
+#endif
 }
 
 }  // namespace
@@ -713,14 +736,17 @@ G* getgp() {
 }
 
 std::uint32_t fastrandn(std::uint32_t n) {
+  // Off the scheduler's threads (a select on a plain thread) a per-thread state.
+  thread_local std::uint64_t thread_state = static_cast<std::uint64_t>(nanotime()) | 1;
   M* m = getm();
-  std::uint64_t x = m != nullptr ? m->fastrand : static_cast<std::uint64_t>(nanotime());
+  std::uint64_t& x = m != nullptr ? m->fastrand : thread_state;
   x ^= x << 13;
   x ^= x >> 7;
   x ^= x << 17;
-  if (m != nullptr) m->fastrand = x;
   return static_cast<std::uint32_t>((x >> 32) * n >> 32);
 }
+
+void startm_idle() { startm(nullptr, false); }
 
 void wakep() {
   if (sched.npidle.load(std::memory_order_relaxed) == 0) return;
@@ -736,7 +762,7 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
   G* gp = getgp();
   if (gp == nullptr) fatal("gopark: not on a goroutine");
   gp->waitreason = reason;
-  gp->waitsince = nanotime();
+  gp->waitsince = nanotime_coarse();
   sched.npark.fetch_add(1, std::memory_order_relaxed);
   switch_away(gp, After::park, unlockf, arg);
 }
@@ -759,7 +785,7 @@ void goready(G* gp) {
 }
 
 void gosched() {
-  G* gp = getgp();
+  G* gp = getgp_parkable();
   if (gp == nullptr) {
     sched_yield();
     return;
@@ -768,8 +794,18 @@ void gosched() {
 }
 
 void checkpreempt() {
-  G* gp = getgp();
-  if (gp != nullptr && gp->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
+  M* m = getm();
+  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return;
+  // A safe point: sysmon reports a goroutine only if it reaches none for hog_ms.
+  P* p = m->p;
+  p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
+}
+
+G* getgp_parkable() {
+  M* m = getm();
+  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return nullptr;
+  return m->curg;
 }
 
 // ---- Spawning ----

@@ -10,6 +10,8 @@ namespace gort::rt {
 bool runqempty(P* p);
 // handoffp() passes a P whose M is blocked to another M, or idles it.
 void handoffp(P* p);
+// startm_idle() starts an M on an idle P (if any) to look for work.
+void startm_idle();
 // newproc_g() returns a G ready for an entry: recycled from the P, or new, with
 // a stack of opts->stack_size (default size when 0).
 G* newproc_g(const gort::GoOptions* opts);

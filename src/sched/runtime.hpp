@@ -70,6 +70,9 @@ struct G : StackOwner {
   // Panic and goexit.
   void* defers = nullptr;  // innermost GORT_DEFER record on this stack
   bool goexiting = false;
+  // The C++ runtime's exception state (__cxa_eh_globals) while switched out:
+  // see execute() in proc.cpp.
+  void* ehstate[2] = {};
   // Goroutine-local storage.
   void* gls[kGlsSlots] = {};
   std::string name;
@@ -85,6 +88,7 @@ struct P {
   P* link = nullptr;  // idle list
   std::atomic<std::uint32_t> schedtick{0};    // every execute()
   std::atomic<std::uint32_t> syscalltick{0};  // every syscall entry
+  std::atomic<std::uint32_t> safepoints{0};   // every checkpreempt (runtime call)
   // The goroutine running here and its id, for sysmon's hog check (the id is
   // copied so sysmon never reads a G that is being recycled).
   std::atomic<G*> runningg{nullptr};
@@ -104,6 +108,7 @@ struct P {
   // sysmon's view.
   std::uint32_t sm_schedtick = 0, sm_syscalltick = 0;
   std::int64_t sm_schedwhen = 0, sm_syscallwhen = 0;
+  std::uint32_t sm_safepoints = 0;     // safepoints when schedtick last moved
   std::uint64_t sm_reported_goid = 0;  // the last hog reported on this P
 };
 
@@ -123,6 +128,7 @@ struct M {
   G* after_g = nullptr;
   bool (*unlockf)(G*, void*) = nullptr;
   void* unlockarg = nullptr;
+  void* ehglobals = nullptr;  // this thread's __cxa_eh_globals
 };
 
 struct Sched {
@@ -177,6 +183,9 @@ inline M* getm() {
 }
 // getgp() is the goroutine running on this thread (nullptr on g0 or a plain thread).
 G* getgp();
+// getgp_parkable() is getgp(), but nullptr inside gort::syscall too: a goroutine
+// without a P blocks its thread, as a plain thread does, instead of parking.
+G* getgp_parkable();
 
 // gopark() blocks the calling goroutine. After it is off its stack, unlockf(gp,
 // arg) runs on the M; if that returns false the goroutine is resumed at once.
@@ -193,6 +202,9 @@ void checkpreempt();
 void wakep();
 // fastrandn() is a per-M random number in [0, n).
 std::uint32_t fastrandn(std::uint32_t n);
+
+// gls_destroy() destroys and clears the goroutine-local values in slots.
+void gls_destroy(void** slots);
 
 // schedinit() starts the scheduler: Ps, sysmon. Called once by gort::main.
 void schedinit();

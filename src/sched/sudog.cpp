@@ -1,5 +1,7 @@
 #include "sched/sudog.hpp"
 
+#include <algorithm>
+
 #include "base/print.hpp"
 #include "sched/time.hpp"
 
@@ -36,7 +38,7 @@ Sudog* WaitQ::dequeue() {
 }
 
 void waiter_init(Sudog& s, Note* note) {
-  s.g = getgp();
+  s.g = getgp_parkable();
   s.note = s.g == nullptr ? note : nullptr;
   if (s.g == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
 }
@@ -81,7 +83,8 @@ bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadl
   std::atomic<std::uint32_t>* done = s.selectdone;
   if (s.g == nullptr) {
     l.unlock();
-    if (s.note->sleep_for(deadline - nanotime())) return true;
+    // A deadline already past is a zero wait (a negative one would mean none).
+    if (s.note->sleep_for(std::max<std::int64_t>(deadline - nanotime(), 0))) return true;
     std::uint32_t z = 0;
     if (done->compare_exchange_strong(z, 1, std::memory_order_acq_rel)) return false;
     s.note->sleep();  // a waker won the race: its wakeup is on the way

@@ -8,6 +8,7 @@
 
 #include "base/log.hpp"
 #include "sched/proc.hpp"
+#include "sched/time.hpp"
 
 namespace gort::rt {
 
@@ -26,16 +27,17 @@ constexpr std::int64_t kSyscallGraceNs = 10'000'000;
 // and reports it once: a goroutine running user code for longer than
 // sched.hog_ms starves the others queued on its P.
 // Returns true when it reported a new hog.
-bool preemptone(P* p, std::int64_t ran_ns) {
+bool preemptone(P* p, std::int64_t ran_ns, bool report) {
   G* gp = p->runningg.load(std::memory_order_acquire);
   if (gp == nullptr) return false;
   gp->preempt.store(true, std::memory_order_relaxed);
   const std::uint64_t goid = p->runninggoid.load(std::memory_order_relaxed);
-  if (goid == p->sm_reported_goid) return false;
+  if (!report || goid == p->sm_reported_goid) return false;
   p->sm_reported_goid = goid;
   log()->warn(
-      "goroutine {} has run for {} ms without a runtime call (a safe point); other goroutines on "
-      "its P wait until it makes one: call gort::yield() in long loops",
+      "goroutine {} has run for {} ms without a runtime call (a safe point: channel op, yield, "
+      "sleep, spawn...); the goroutines queued on its P wait until it makes one: call "
+      "gort::yield() in long loops",
       goid, ran_ns / 1'000'000);
   return true;
 }
@@ -64,15 +66,36 @@ bool retake(std::int64_t now) {
       }
     } else if (s == Pstatus::running) {
       const std::uint32_t t = p->schedtick.load(std::memory_order_relaxed);
-      if (p->sm_schedtick != t) {
+      if (p->sm_schedtick != t || p->sm_schedwhen == 0) {
         p->sm_schedtick = t;
         p->sm_schedwhen = now;
+        p->sm_safepoints = p->safepoints.load(std::memory_order_relaxed);
         continue;
       }
-      if (now - p->sm_schedwhen >= sched.hog_ns && preemptone(p, now - p->sm_schedwhen)) acted = true;
+      if (now - p->sm_schedwhen >= sched.hog_ns) {
+        // Kept its P too long: ask it to yield, for fairness (Go does too). It is
+        // reported only if it reached no safe point at all in that time.
+        const bool hog = p->safepoints.load(std::memory_order_relaxed) == p->sm_safepoints;
+        if (preemptone(p, now - p->sm_schedwhen, hog)) acted = true;
+      }
     }
   }
   return acted;
+}
+
+// kickidle() starts an M when every P is idle but work is waiting: a timer that
+// is overdue or a goroutine on the global queue. The Ms' own hand-offs should
+// never leave that state; like Go's sysmon ("timers that should have already
+// run"), this is the backstop that bounds the damage of a missed wakeup to one
+// sysmon period. Returns true if it started one.
+bool kickidle(std::int64_t now) {
+  if (sched.npidle.load(std::memory_order_acquire) != sched.procs) return false;
+  const std::int64_t next = timers_earliest();
+  const bool overdue = next != 0 && next < now;
+  if (!overdue && sched.runqsize.load(std::memory_order_acquire) == 0) return false;
+  if (sched.nmspinning.load(std::memory_order_relaxed) != 0) return false;
+  startm_idle();
+  return true;
 }
 
 void sysmon() {
@@ -80,7 +103,8 @@ void sysmon() {
   int idle = 0;
   for (;;) {
     usleep(static_cast<useconds_t>(delay));
-    if (retake(nanotime())) {
+    const std::int64_t now = nanotime();
+    if (retake(now) | kickidle(now)) {
       idle = 0;
       delay = kMinDelayUs;
     } else if (++idle > kIdleLooks) {

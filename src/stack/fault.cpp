@@ -41,7 +41,6 @@ constexpr int kMaxFrames = 64;
 
 // initial-exec: reading these from the handler must not allocate (a dlopen'd
 // library's TLS is allocated lazily on first touch).
-__attribute__((tls_model("initial-exec"))) thread_local const StackOwner* tls_g = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local std::uintptr_t tls_sigstack = 0;
 // The thread's own stack, for backtraces of faults outside goroutine stacks.
 __attribute__((tls_model("initial-exec"))) thread_local std::uintptr_t tls_stack_lo = 0;
@@ -135,7 +134,7 @@ void on_fault(int sig, siginfo_t* si, void* uctx) {
   const std::uintptr_t sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
   const std::uintptr_t pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
   const std::uintptr_t fp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RBP]);
-  const StackOwner* g = tls_g;
+  const StackOwner* g = getg();
 
   if (sig == SIGSEGV && g != nullptr) {
     const Stack& s = g->stack;
@@ -168,23 +167,31 @@ void on_fault(int sig, siginfo_t* si, void* uctx) {
 
 }  // namespace
 
-void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
-                     std::uintptr_t hi) {
-  print_frame(out, pc, false);
-  int frames = 1;
-  while (fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
-    const auto* f = reinterpret_cast<const std::uintptr_t*>(fp);
+int callers(std::uintptr_t fp, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* pcs, int max,
+            std::intptr_t delta) {
+  int n = 0;
+  while (n < max && fp >= lo && fp + 16 <= hi && (fp & 7) == 0) {
+    const auto* f = reinterpret_cast<const std::uintptr_t*>(fp + static_cast<std::uintptr_t>(delta));
     std::uintptr_t ret = f[1], next = f[0];
     if (ret == 0) break;
-    if (frames == kMaxFrames) {
-      out.str("...additional frames elided...\n");
-      break;
-    }
-    print_frame(out, ret, true);
-    frames++;
+    pcs[n++] = ret;
     if (next <= fp) break;  // the chain must climb towards the top of the stack
     fp = next;
   }
+  return n;
+}
+
+void print_frames(Printer& out, const std::uintptr_t* pcs, int n, int max) {
+  for (int i = 0; i < n && i < max; i++) print_frame(out, pcs[i], true);
+  if (n > max) out.str("...additional frames elided...\n");
+}
+
+void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
+                     std::uintptr_t hi, std::intptr_t delta) {
+  std::uintptr_t pcs[kMaxFrames];
+  const int n = callers(fp, lo, hi, pcs, kMaxFrames, delta);
+  print_frame(out, pc, false);
+  print_frames(out, pcs, n, kMaxFrames - 1);
 }
 
 void fault_install() {
@@ -221,9 +228,6 @@ void minit_signalstack() {
   tls_sigstack = reinterpret_cast<std::uintptr_t>(p);
 }
 
-__attribute__((noinline)) void setg(const StackOwner* g) { tls_g = g; }
-
-__attribute__((noinline)) const StackOwner* getg() { return tls_g; }
 
 void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why) {
   std::lock_guard lk(freed_mu);
@@ -242,3 +246,5 @@ void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why) {
 }
 
 }  // namespace gort::rt
+
+thread_local const gort::rt::StackOwner* gort_tls_g = nullptr;

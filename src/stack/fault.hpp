@@ -21,11 +21,27 @@ void fault_install();
 // Idempotent per thread; every M calls it before running goroutines.
 void minit_signalstack();
 
+}  // namespace gort::rt
+
+// The owner whose stack the calling thread runs on (initial-exec TLS: a fixed
+// %fs offset, safe to read in the signal handler).
+extern "C" __attribute__((tls_model("initial-exec"))) thread_local const gort::rt::StackOwner* gort_tls_g;
+
+namespace gort::rt {
+
 // setg() tells the handler which owner's stack the calling thread runs on now
-// (nullptr: its own). The scheduler calls it at every switch.
-void setg(const StackOwner* g);
+// (nullptr: its own). The scheduler calls it at every switch, so it is one store
+// through %fs; asm volatile, so the compiler never reuses a TLS address computed
+// before a switch (the goroutine may have moved to another thread).
+inline void setg(const StackOwner* g) {
+  asm volatile("movq gort_tls_g@gottpoff(%%rip), %%rax\n\tmovq %0, %%fs:(%%rax)" : : "r"(g) : "rax", "memory");
+}
 // getg() is the owner set by setg() on the calling thread.
-const StackOwner* getg();
+inline const StackOwner* getg() {
+  const StackOwner* g;
+  asm volatile("movq gort_tls_g@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(g));
+  return g;
+}
 
 // fault_record_freed() remembers a stack faulted by stackfree, for the report of
 // a later touch. Async-signal-safe to read; entries are never removed.
@@ -33,8 +49,20 @@ void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why);
 
 // print_backtrace() prints the frame at pc, then walks the frame-pointer chain
 // from fp while it stays inside [lo, hi), Go style (function, then module+offset).
-// Async-signal-safe.
+// The frames are read at fp + delta (see callers). Async-signal-safe.
 void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
-                     std::uintptr_t hi);
+                     std::uintptr_t hi, std::intptr_t delta = 0);
+
+// callers() stores the return addresses of the frame-pointer chain from fp, while
+// it stays inside [lo, hi), into pcs (at most max) and returns how many. The
+// frames are read at fp + delta: nonzero when the stack [lo, hi) was copied there.
+// Async-signal-safe.
+int callers(std::uintptr_t fp, std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* pcs, int max,
+            std::intptr_t delta = 0);
+
+// print_frames() prints the return addresses pcs[0..n) as print_backtrace does,
+// at most max of them, then "...additional frames elided..." if n > max.
+// Async-signal-safe.
+void print_frames(Printer& out, const std::uintptr_t* pcs, int n, int max);
 
 }  // namespace gort::rt

@@ -1,0 +1,207 @@
+// `gort-bench sched`: the scheduler's costs, measured the way the Go peer
+// (bench/peers/go/sched/main.go) measures Go's, in the same run:
+//
+//   sched_yield_ns          two goroutines alternating with yield on 1 P, per yield
+//   sched_spawn_ns          spawn + run + exit in batches of 1000 (WaitGroup), per goroutine
+//   sched_spawn_1m_ns       1,000,000 spawned at once, then waited for, per goroutine
+//   sched_chan_rtt_1p_ns    unbuffered channel ping-pong, per round trip, 1 P
+//   sched_chan_rtt_2p_ns    the same on 2 Ps
+//   sched_spawn_park_ns     spawn a goroutine that blocks on a channel, per goroutine
+//   sched_idle_rss_bytes_per_g   resident memory per parked goroutine (1,000,000)
+//
+// The number of Ps is fixed when the runtime starts, so each group runs in a
+// child process (`gort-bench sched-part`) with GORTMAXPROCS set, as the Go peer
+// sets GOMAXPROCS per measurement. Idle memory gets a fresh process of its own,
+// so nothing an earlier measurement left behind is counted or reused.
+#include "sched_bench.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gort/gort.hpp"
+#include "measure.hpp"
+
+namespace gort::bench {
+namespace {
+
+using Results = std::map<std::string, double>;
+
+// Counts: the defaults take ~20 s on our 2-vCPU VM; --quick a few seconds.
+struct Counts {
+  int yields, rtts, batches, million, parked, rss;
+};
+constexpr Counts kFull{2'000'000, 200'000, 200, 1'000'000, 100'000, 1'000'000};
+constexpr Counts kQuick{200'000, 20'000, 20, 100'000, 10'000, 100'000};
+
+double per_op(double ns, double ops) { return ns / ops; }
+
+double yield_ns(int n) {
+  gort::WaitGroup wg;
+  wg.add(2);
+  const double ns = elapsed_ns([&] {
+    for (int k = 0; k < 2; k++) {
+      gort::go([&] {
+        for (int i = 0; i < n; i++) gort::yield();
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  return per_op(ns, 2.0 * n);
+}
+
+double chan_rtt_ns(int n) {
+  gort::Chan<int> ping(0), pong(0);
+  gort::go([=]() mutable {
+    for (int i = 0; i < n; i++) pong.send(*ping.recv());
+  });
+  const double ns = elapsed_ns([&] {
+    for (int i = 0; i < n; i++) {
+      ping.send(i);
+      (void)pong.recv();
+    }
+  });
+  return per_op(ns, n);
+}
+
+// spawn_ns() spawns batches of `batch` goroutines, waiting for each batch.
+double spawn_ns(int batches, int batch) {
+  gort::WaitGroup wg;
+  const double ns = elapsed_ns([&] {
+    for (int b = 0; b < batches; b++) {
+      wg.add(batch);
+      for (int i = 0; i < batch; i++) gort::go([&] { wg.done(); });
+      wg.wait();
+    }
+  });
+  return per_op(ns, double(batches) * batch);
+}
+
+// park_n() spawns n goroutines that each block receiving on a channel; returns
+// once all are parked (each signals before it blocks, as in the Go peer), with
+// the channel whose close releases them and the group their exits signal.
+struct Parked {
+  gort::Chan<int> block{0};
+  gort::WaitGroup parked, exited;
+};
+void park_n(Parked& p, int n) {
+  p.parked.add(n);
+  p.exited.add(n);
+  for (int i = 0; i < n; i++) {
+    gort::go([&p] {
+      p.parked.done();
+      (void)p.block.recv();
+      p.exited.done();
+    });
+  }
+  p.parked.wait();
+}
+
+double spawn_park_ns(int n) {
+  Parked p;
+  const double ns = elapsed_ns([&] { park_n(p, n); });
+  p.block.close();
+  p.exited.wait();
+  return per_op(ns, n);
+}
+
+std::size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::size_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+double idle_rss_per_g(int n) {
+  const std::size_t before = rss_bytes();
+  Parked p;
+  park_n(p, n);
+  const std::size_t after = rss_bytes();
+  p.block.close();
+  p.exited.wait();
+  return double(after - before) / n;
+}
+
+// run_child() runs `cmd` through the shell and collects its `name value` lines;
+// `#` lines are passed through to our output as they are.
+bool run_child(const std::string& cmd, Results& out) {
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) {
+    std::fprintf(stderr, "gort-bench sched: cannot run %s: %s\n", cmd.c_str(), std::strerror(errno));
+    return false;
+  }
+  char line[512];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (line[0] == '#') {
+      std::fputs(line, stdout);
+      continue;
+    }
+    char name[256];
+    double v = 0;
+    if (std::sscanf(line, "%255s %lf", name, &v) == 2) out[name] = v;
+  }
+  const int st = pclose(f);
+  if (st != 0) std::fprintf(stderr, "gort-bench sched: `%s` failed (status %d)\n", cmd.c_str(), st);
+  return st == 0;
+}
+
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+}  // namespace
+
+int run_sched_part(const SchedPartArgs& a) {
+  const Counts& c = a.quick ? kQuick : kFull;
+  gort::main([&] {
+    if (a.part == "p1") {
+      emit("sched_yield_ns", median_ns(a.runs, [&] { return yield_ns(c.yields); }));
+      emit("sched_chan_rtt_1p_ns", median_ns(a.runs, [&] { return chan_rtt_ns(c.rtts); }));
+    } else if (a.part == "p2") {
+      emit("sched_spawn_ns", median_ns(a.runs, [&] { return spawn_ns(c.batches, 1000); }));
+      emit("sched_spawn_1m_ns", median_ns(a.runs, [&] { return spawn_ns(1, c.million); }));
+      emit("sched_chan_rtt_2p_ns", median_ns(a.runs, [&] { return chan_rtt_ns(c.rtts); }));
+      emit("sched_spawn_park_ns", median_ns(a.runs, [&] { return spawn_park_ns(c.parked); }));
+    } else {
+      emit("sched_idle_rss_bytes_per_g", idle_rss_per_g(c.rss), 1);
+    }
+  });
+  return 0;
+}
+
+int run_sched_bench(const SchedBenchArgs& a, const std::string& self) {
+  const std::string flags = " --runs " + std::to_string(a.runs) + (a.quick ? " --quick" : "");
+  Results ours, go;
+  bool ok = run_child("GORTMAXPROCS=1 " + quoted(self) + " sched-part --part p1" + flags, ours);
+  ok = run_child("GORTMAXPROCS=2 " + quoted(self) + " sched-part --part p2" + flags, ours) && ok;
+  ok = run_child("GORTMAXPROCS=2 " + quoted(self) + " sched-part --part rss" + flags, ours) && ok;
+
+  std::string peer = a.go_peer;
+  if (peer.empty()) peer = self.substr(0, self.rfind('/') + 1) + "peers/go/sched";
+  if (access(peer.c_str(), X_OK) == 0) {
+    ok = run_child(quoted(peer) + " -runs " + std::to_string(a.runs) + (a.quick ? " -quick" : ""), go) && ok;
+  } else {
+    std::printf("# Go peer not found at %s (built by `make run` when golang-go is installed): no ratios\n",
+                peer.c_str());
+  }
+  for (const auto& [name, v] : ours) {
+    emit(name.c_str(), v);
+    auto it = go.find("go_" + name);
+    if (it == go.end() || it->second <= 0) continue;
+    emit(it->first.c_str(), it->second);
+    // sched_yield_ns -> sched_yield_ratio_vs_go
+    std::string stem = name.substr(0, name.rfind('_'));
+    if (name.ends_with("_bytes_per_g")) stem = name.substr(0, name.size() - std::strlen("_bytes_per_g"));
+    emit((stem + "_ratio_vs_go").c_str(), v / it->second, 3);
+  }
+  std::printf("# targets: yield <= 8 ns, spawn <= 50 ns, chan rtt <= 50 ns\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace gort::bench
