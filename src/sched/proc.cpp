@@ -758,6 +758,24 @@ void wakep() {
   startm(nullptr, true);
 }
 
+namespace {
+
+// ready() queues a runnable gp to run next on the caller's P, or globally from
+// a thread without one, and wakes an idle P if there is one.
+void ready(G* gp) {
+  M* m = getm();
+  if (m != nullptr && m->p != nullptr) {
+    runqput(m->p, gp, true);
+  } else {
+    sched.lock.lock();
+    globrunqput(gp);
+    sched.lock.unlock();
+  }
+  wakep();
+}
+
+}  // namespace
+
 void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
   G* gp = getgp();
   if (gp == nullptr) fatal("gopark: not on a goroutine");
@@ -773,15 +791,7 @@ void goready(G* gp) {
     fatal("goready: goroutine not waiting");
   }
   gp->waitreason = "";
-  M* m = getm();
-  if (m != nullptr && m->p != nullptr) {
-    runqput(m->p, gp, true);
-  } else {
-    sched.lock.lock();
-    globrunqput(gp);
-    sched.lock.unlock();
-  }
-  wakep();
+  ready(gp);
 }
 
 void gosched() {
@@ -853,15 +863,7 @@ void newproc_queue(G* gp) {
   gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
   sched.nspawn.fetch_add(1, std::memory_order_relaxed);
   sched.nlive.fetch_add(1, std::memory_order_relaxed);
-  M* m = getm();
-  if (m != nullptr && m->p != nullptr) {
-    runqput(m->p, gp, true);
-  } else {
-    sched.lock.lock();
-    globrunqput(gp);
-    sched.lock.unlock();
-  }
-  wakep();
+  ready(gp);
 }
 
 void newproc_recycle(G* gp) {
