@@ -144,7 +144,10 @@ Stats stats() {
   s.global_runq = sched.runqsize.load(std::memory_order_relaxed);
   s.spawns = sched.nspawn.load(std::memory_order_relaxed);
   s.steals = sched.nsteal.load(std::memory_order_relaxed);
-  s.parks = sched.npark.load(std::memory_order_relaxed);
+  for (const P* p : sched.allp) {
+    s.spawns += p->nspawn.load(std::memory_order_relaxed);
+    s.parks += p->npark.load(std::memory_order_relaxed);
+  }
   s.stacks = gort::stack_stats();
   return s;
 }

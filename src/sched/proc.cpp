@@ -777,11 +777,12 @@ void ready(G* gp) {
 }  // namespace
 
 void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
-  G* gp = getgp();
-  if (gp == nullptr) fatal("gopark: not on a goroutine");
+  G* gp = getgp_parkable();
+  if (gp == nullptr) fatal("gopark: not on a goroutine that holds a P");
   gp->waitreason = reason;
   gp->waitsince = nanotime_coarse();
-  sched.npark.fetch_add(1, std::memory_order_relaxed);
+  P* p = getm()->p;
+  p->npark.store(p->npark.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   switch_away(gp, After::park, unlockf, arg);
 }
 
@@ -861,7 +862,13 @@ G* newproc_g(const gort::GoOptions* opts) {
 void newproc_queue(G* gp) {
   make_context(gp->ctx, gp->stack.lo, gp->stack.hi, goentry, gp);
   gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
-  sched.nspawn.fetch_add(1, std::memory_order_relaxed);
+  M* m = getm();
+  if (m != nullptr && m->p != nullptr) {
+    P* p = m->p;
+    p->nspawn.store(p->nspawn.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    sched.nspawn.fetch_add(1, std::memory_order_relaxed);
+  }
   sched.nlive.fetch_add(1, std::memory_order_relaxed);
   ready(gp);
 }

@@ -89,6 +89,9 @@ struct P {
   std::atomic<std::uint32_t> schedtick{0};    // every execute()
   std::atomic<std::uint32_t> syscalltick{0};  // every syscall entry
   std::atomic<std::uint32_t> safepoints{0};   // every checkpreempt (runtime call)
+  // Counters for gort::stats(), written only by the P's owner: a global atomic
+  // add per park cost ~10% of a channel round trip.
+  std::atomic<std::uint64_t> nspawn{0}, npark{0};
   // The goroutine running here and its id, for sysmon's hog check (the id is
   // copied so sysmon never reads a G that is being recycled).
   std::atomic<G*> runningg{nullptr};
@@ -161,7 +164,8 @@ struct Sched {
   std::atomic<bool> main_goexited{false};
   std::atomic<std::int64_t> nlive{0};
   // Counters for gort::stats().
-  std::atomic<std::uint64_t> nspawn{0}, nsteal{0}, npark{0};
+  std::atomic<std::uint64_t> nspawn{0};  // spawns from threads without a P
+  std::atomic<std::uint64_t> nsteal{0};
 };
 // Never destroyed: Ms and sysmon keep running while the process exits.
 extern Sched& sched;
