@@ -349,8 +349,8 @@ TEST_CASE("100,000 goroutines parked on a channel are released by close") {
     gort::Chan<int> ch;
     for (int i = 0; i < kParked; i++) {
       gort::go([ch, &started, &nullopts] {
-        started.fetch_add(1, std::memory_order_relaxed);
-        if (!ch.recv()) nullopts.fetch_add(1, std::memory_order_relaxed);
+        started.fetch_add(1);
+        if (!ch.recv()) nullopts.fetch_add(1);
       });
     }
     wait_until([&] { return started.load() == kParked; });

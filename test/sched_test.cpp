@@ -54,7 +54,7 @@ TEST_CASE("1,000,000 goroutines spawned and joined") {
   constexpr int n = 1'000'000 / kScale;
   std::atomic<int> ran{0};
   gort::main([&] {
-    for (int i = 0; i < n; i++) gort::go([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+    for (int i = 0; i < n; i++) gort::go([&] { ran.fetch_add(1); });
     wait_until([&] { return ran.load() == n; });
   });
   CHECK(ran.load() == n);
