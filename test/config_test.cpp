@@ -96,6 +96,18 @@ TEST_CASE("GORTDEBUG takes Go's names; efence is fromsystem + faultonfree; sizes
   CHECK(c.stack_size == 512 * 1024);
   c = load_config({}, nullptr, "stack.size=1M");
   CHECK(c.stack_size == 1024 * 1024);
+  c = load_config({}, nullptr, "gomaxprocs=3");
+  CHECK(c.sched_procs == 3);
+  // $GORTMAXPROCS beats GORTDEBUG; a bad value names its source.
+  c = load_config({}, nullptr, "gomaxprocs=3", "1");
+  CHECK(c.sched_procs == 1);
+  CHECK(error_of({}, nullptr, nullptr).empty());
+  try {
+    load_config({}, nullptr, nullptr, "two");
+    FAIL("GORTMAXPROCS=two accepted");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("GORTMAXPROCS: sched.procs") != std::string::npos);
+  }
 }
 
 TEST_CASE("an unknown key in a file names the key and file:line") {

@@ -189,7 +189,7 @@ void load_file(Config& cfg, const std::string& path) {
 
 void apply_setting(Config& cfg, std::string_view key, std::string_view value, std::string_view where) {
   const Key* k = find_key(key);
-  if (k == nullptr) fail(where, key, "unknown setting (conf/gort.conf lists the keys; GORTDEBUG also takes stackdebug, stackfromsystem, stackfaultonfree, stackpoison, stacknocache, efence)");
+  if (k == nullptr) fail(where, key, "unknown setting (conf/gort.conf lists the keys; GORTDEBUG also takes stackdebug, stackfromsystem, stackfaultonfree, stackpoison, stacknocache, efence, gomaxprocs)");
   set_key(cfg, *k, std::string(value), true, where);
 }
 
