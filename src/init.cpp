@@ -52,6 +52,11 @@ namespace gort {
 
 StackStats stack_stats() { return rt::stack_stats(); }
 
+HttpSettings http_settings() {
+  const rt::Config& c = rt::runtime_config();
+  return {c.http_max_header_bytes, std::chrono::milliseconds(c.http_idle_timeout_ms)};
+}
+
 void set_debug(std::string_view settings) {
   static std::mutex mu;  // one switch at a time, so none is lost
   std::lock_guard lk(mu);

@@ -60,6 +60,14 @@ TEST_CASE("conf/gort.conf and conf/debug.conf load, and gort.conf restates the d
   CHECK(c.stack_cache_keep == d.stack_cache_keep);
   CHECK(c.stack_debug == d.stack_debug);
   CHECK(c.log_level == d.log_level);
+  CHECK(c.sched_procs == d.sched_procs);
+  CHECK(c.sched_spin_us == d.sched_spin_us);
+  CHECK(c.sched_hog_ms == d.sched_hog_ms);
+  CHECK(c.io_backend == d.io_backend);
+  CHECK(c.io_entries == d.io_entries);
+  CHECK(c.io_sqpoll == d.io_sqpoll);
+  CHECK(c.http_max_header_bytes == d.http_max_header_bytes);
+  CHECK(c.http_idle_timeout_ms == d.http_idle_timeout_ms);
   Config dbg = load_config({.conf_file = GORT_SOURCE_DIR "/conf/debug.conf"}, nullptr, nullptr);
   CHECK(dbg.stack_debug.fromsystem);
   CHECK(dbg.stack_debug.faultonfree);
@@ -198,4 +206,20 @@ TEST_CASE("gort::set_debug switches debug modes at run time and rejects the rest
   gort::set_debug("efence=0");
   CHECK(stack_debug() == saved);
   CHECK(gort::stack_stats().guard_mode == std::string("madv_guard"));
+}
+
+TEST_CASE("io and http keys: choices, durations and their errors") {
+  TempConf f("[io]\nbackend = \"epoll\"\nentries = 512\n[http]\nidle_timeout = \"90s\"\nmax_header_bytes = \"64KiB\"\n");
+  Config c = gort::rt::load_config({}, f.path.c_str(), nullptr);
+  CHECK(c.io_backend == "epoll");
+  CHECK(c.io_entries == 512);
+  CHECK(c.http_idle_timeout_ms == 90'000);
+  CHECK(c.http_max_header_bytes == 64 * 1024);
+  CHECK(gort::rt::load_config({.settings = {{"http.idle_timeout", "250"}}}, nullptr, nullptr).http_idle_timeout_ms == 250);
+  CHECK(gort::rt::load_config({}, nullptr, "http.idle_timeout=2m").http_idle_timeout_ms == 120'000);
+  CHECK(error_of({}, nullptr, "io.backend=kqueue").find("io.backend: expected one of auto, uring, epoll, got \"kqueue\"") !=
+        std::string::npos);
+  CHECK(error_of({}, nullptr, "http.idle_timeout=soon").find("expected a duration in milliseconds") != std::string::npos);
+  CHECK(error_of({}, nullptr, "http.idle_timeout=0").find("0 ms is out of range") != std::string::npos);
+  CHECK(error_of({}, nullptr, "io.entries=4").find("io.entries: 4 is out of range [8, 32768]") != std::string::npos);
 }

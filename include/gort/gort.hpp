@@ -9,8 +9,10 @@
 
 #include "gort/chan.hpp"
 #include "gort/defer.hpp"
+#include "gort/fs.hpp"
 #include "gort/go.hpp"
 #include "gort/local.hpp"
+#include "gort/net.hpp"
 #include "gort/options.hpp"
 #include "gort/panic.hpp"
 #include "gort/stats.hpp"

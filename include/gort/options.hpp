@@ -18,3 +18,19 @@ struct Options {
 };
 
 }  // namespace gort
+
+#include <chrono>
+#include <cstddef>
+
+namespace gort {
+
+// HttpSettings are the conf keys of the example HTTP server (section [http]).
+struct HttpSettings {
+  std::size_t max_header_bytes = 1 << 20;  // http.max_header_bytes: request line + headers
+  std::chrono::milliseconds idle_timeout{60'000};  // http.idle_timeout: keep-alive idle limit
+};
+// http_settings() returns the [http] settings in force. Precondition: the
+// runtime is initialised (inside gort::main).
+HttpSettings http_settings();
+
+}  // namespace gort

@@ -57,6 +57,7 @@ struct Stats {
   std::uint64_t spawns = 0;  // goroutines started since the runtime started
   std::uint64_t steals = 0;  // successful steals of half a run queue
   std::uint64_t parks = 0;   // times a goroutine parked
+  const char* io_backend = "";  // "io_uring" or "epoll" (conf io.backend)
   StackStats stacks;         // gort::stack_stats()
 };
 

@@ -1,6 +1,7 @@
 #include "base/config.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <charconv>
 #include <functional>
@@ -13,14 +14,14 @@ namespace gort::rt {
 
 namespace {
 
-enum class Kind { bytes, integer, boolean, level };
+enum class Kind { bytes, integer, boolean, choice, duration };
 
 // One configuration key. alias is its GORTDEBUG short name, as in Go's GODEBUG.
 struct Key {
   const char* name;
   const char* alias;
   Kind kind;
-  std::int64_t min, max;  // inclusive range for bytes and integer
+  std::int64_t min, max;  // inclusive range for bytes, integer and duration (ms)
   std::function<void(Config&, std::int64_t, const std::string&)> set;
 };
 
@@ -55,13 +56,27 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) { c.sched_spin_us = int(v); }},
       {"sched.hog_ms", nullptr, Kind::integer, 1, 3'600'000,
        [](Config& c, std::int64_t v, const std::string&) { c.sched_hog_ms = int(v); }},
-      {"log.level", nullptr, Kind::level, 0, 0,
+      {"log.level", nullptr, Kind::choice, 0, 0,
        [](Config& c, std::int64_t, const std::string& s) { c.log_level = s; }},
+      {"io.backend", nullptr, Kind::choice, 0, 0,
+       [](Config& c, std::int64_t, const std::string& s) { c.io_backend = s; }},
+      {"io.entries", nullptr, Kind::integer, 8, 32768,
+       [](Config& c, std::int64_t v, const std::string&) { c.io_entries = unsigned(v); }},
+      {"io.sqpoll", nullptr, Kind::boolean, 0, 1,
+       [](Config& c, std::int64_t v, const std::string&) { c.io_sqpoll = v != 0; }},
+      {"http.max_header_bytes", nullptr, Kind::bytes, 4 * KiB, 64 * MiB,
+       [](Config& c, std::int64_t v, const std::string&) { c.http_max_header_bytes = std::size_t(v); }},
+      {"http.idle_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
+       [](Config& c, std::int64_t v, const std::string&) { c.http_idle_timeout_ms = v; }},
   };
   return k;
 }
 
-const char* const kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+// The values a Kind::choice key takes.
+std::vector<std::string_view> choices(const Key& k) {
+  if (std::string_view(k.name) == "io.backend") return {"auto", "uring", "epoll"};
+  return {"trace", "debug", "info", "warn", "error", "critical", "off"};
+}
 
 const Key* find_key(std::string_view name) {
   for (const Key& k : keys()) {
@@ -79,7 +94,8 @@ std::string kind_name(const Key& k) {
     case Kind::bytes: return "a size in bytes (an integer, or a string like \"64KiB\")";
     case Kind::integer: return "an integer";
     case Kind::boolean: return "a boolean (true/false, or 1/0 in GORTDEBUG)";
-    case Kind::level: return "one of trace, debug, info, warn, error, critical, off";
+    case Kind::choice: return fmt::format("one of {}", fmt::join(choices(k), ", "));
+    case Kind::duration: return "a duration in milliseconds (an integer, or a string like \"500ms\", \"60s\", \"2m\")";
   }
   return "?";
 }
@@ -95,6 +111,23 @@ bool parse_bytes(std::string_view s, std::int64_t& out) {
   else if (unit == "K" || unit == "KiB") mul = KiB;
   else if (unit == "M" || unit == "MiB") mul = MiB;
   else if (unit == "G" || unit == "GiB") mul = GiB;
+  else return false;
+  if (v > INT64_MAX / mul) return false;
+  out = v * mul;
+  return true;
+}
+
+// parse_duration_ms() accepts "1500", "1500ms", "60s", "2m", "1h".
+bool parse_duration_ms(std::string_view s, std::int64_t& out) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || v < 0) return false;
+  std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
+  std::int64_t mul = 1;
+  if (unit == "" || unit == "ms") mul = 1;
+  else if (unit == "s") mul = 1000;
+  else if (unit == "m") mul = 60'000;
+  else if (unit == "h") mul = 3'600'000;
   else return false;
   if (v > INT64_MAX / mul) return false;
   out = v * mul;
@@ -141,15 +174,22 @@ void set_key(Config& cfg, const Key& k, const Raw& raw, bool from_text, std::str
         else bad();
       } else bad();
       break;
-    case Kind::level: {
+    case Kind::choice: {
       auto* t = std::get_if<std::string>(&raw);
       if (t == nullptr) bad();
       bool ok = false;
-      for (const char* l : kLevels) ok = ok || *t == l;
+      for (std::string_view c : choices(k)) ok = ok || *t == c;
       if (!ok) bad();
       s = *t;
       break;
     }
+    case Kind::duration:
+      if (auto* i = std::get_if<std::int64_t>(&raw)) v = *i;
+      else if (auto* t = std::get_if<std::string>(&raw); !t || !parse_duration_ms(*t, v)) bad();
+      if (v < k.min || v > k.max) {
+        fail(where, k.name, fmt::format("{} ms is out of range [{}, {}]", v, k.min, k.max));
+      }
+      break;
   }
   k.set(cfg, v, s);
 }

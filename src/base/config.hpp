@@ -35,6 +35,11 @@ struct Config {
   int sched_procs = 0;                  // sched.procs (0: one per CPU); $GORTMAXPROCS
   int sched_spin_us = 50;               // sched.spin_us
   int sched_hog_ms = 10;                // sched.hog_ms
+  std::string io_backend = "auto";      // io.backend: auto, uring, epoll
+  unsigned io_entries = 256;            // io.entries: SQ entries per P's ring
+  bool io_sqpoll = false;               // io.sqpoll
+  std::size_t http_max_header_bytes = 1 << 20;  // http.max_header_bytes
+  std::int64_t http_idle_timeout_ms = 60'000;   // http.idle_timeout
 };
 
 class ConfigError : public std::runtime_error {

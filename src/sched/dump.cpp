@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "gort/gort.hpp"
+#include "io/poll.hpp"
 #include "sched/runtime.hpp"
 #include "sched/traceback.hpp"
 
@@ -137,7 +138,9 @@ Stats stats() {
   sched.lock.lock();
   s.ms = sched.mcount;
   s.idle_ms = sched.nmidle;
+  for (const P* p = sched.pnetwait; p != nullptr; p = p->link) s.idle_ms++;  // asleep in their poller
   sched.lock.unlock();
+  s.io_backend = io_backend_name();
   s.ps = sched.procs;
   s.idle_ps = sched.npidle.load(std::memory_order_relaxed);
   s.spinning_ms = sched.nmspinning.load(std::memory_order_relaxed);

@@ -8,6 +8,7 @@
 #include "base/print.hpp"
 #include "gort/go.hpp"
 #include "init.hpp"
+#include "io/poll.hpp"
 #include "sched/proc.hpp"
 #include "sched/sysmon.hpp"
 #include "sched/time.hpp"
@@ -23,6 +24,7 @@ void schedinit() {
     sched.spin_ns = static_cast<std::int64_t>(c.sched_spin_us) * 1000;
     sched.hog_ns = static_cast<std::int64_t>(c.sched_hog_ms) * 1'000'000;
     schedinit_procs(procs);
+    netpollinit();
     sysmon_start();
   });
 }

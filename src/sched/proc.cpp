@@ -29,6 +29,7 @@
 #include "init.hpp"
 #include "sched/panic.hpp"
 #include "sched/proc.hpp"
+#include "io/poll.hpp"
 #include "sched/time.hpp"
 #include "mem/sys.hpp"
 #include "stack/fault.hpp"
@@ -71,6 +72,33 @@ bool runqempty(P* p) {
   }
 }
 
+// runqputslow() is below; runqput() is public (proc.hpp) for netpoll.
+namespace {
+bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t);
+}  // namespace
+
+// runqput() queues gp on p; with next, into runnext (it runs next, inheriting
+// the time slice), kicking the old runnext to the tail. Only p's owner calls it.
+void runqput(P* p, G* gp, bool next) {
+  if (next) {
+    G* old = p->runnext.load(std::memory_order_relaxed);
+    while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
+    }
+    if (old == nullptr) return;
+    gp = old;
+  }
+  for (;;) {
+    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    if (t - h < kRunqSize) {
+      p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
+      p->runqtail.store(t + 1, std::memory_order_release);
+      return;
+    }
+    if (runqputslow(p, gp, h, t)) return;
+  }
+}
+
 namespace {
 
 // globrunqput() appends a batch [head..tail] of n Gs linked by schedlink. Lock held.
@@ -99,27 +127,6 @@ bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t) {
   return true;
 }
 
-// runqput() queues gp on p; with next, into runnext (it runs next, inheriting
-// the time slice), kicking the old runnext to the tail. Only p's owner calls it.
-void runqput(P* p, G* gp, bool next) {
-  if (next) {
-    G* old = p->runnext.load(std::memory_order_relaxed);
-    while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
-    }
-    if (old == nullptr) return;
-    gp = old;
-  }
-  for (;;) {
-    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
-    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
-    if (t - h < kRunqSize) {
-      p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
-      p->runqtail.store(t + 1, std::memory_order_release);
-      return;
-    }
-    if (runqputslow(p, gp, h, t)) return;
-  }
-}
 
 // runqget() takes the next G of p: runnext first. Only p's owner calls it.
 G* runqget(P* p) {
@@ -214,6 +221,29 @@ P* pidleget() {
   return p;
 }
 
+// pnetwaitput() lists p, whose M m is about to sleep in netpollwait (poll.hpp
+// rule 2), among the idle Ps. Lock held.
+void pnetwaitput(P* p, M* m) {
+  p->netm = m;
+  p->innetwait = true;
+  p->link = sched.pnetwait;
+  sched.pnetwait = p;
+  sched.npidle.fetch_add(1, std::memory_order_relaxed);
+}
+
+// pnetwaitremove() takes p off the netwait list if it is still there. Lock held.
+void pnetwaitremove(P* p) {
+  if (!p->innetwait) return;
+  for (P** pp = &sched.pnetwait; *pp != nullptr; pp = &(*pp)->link) {
+    if (*pp == p) {
+      *pp = p->link;
+      break;
+    }
+  }
+  p->innetwait = false;
+  sched.npidle.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void mput(M* m) {
   m->schedlink = sched.midle;
   sched.midle = m;
@@ -247,12 +277,16 @@ void acquirep(M* m, P* p) {
   }
   m->p = p;
   p->m = m;
+  // A tick for sysmon: its hog check measures from the last tick it saw, and
+  // an idle spell must not count as the last goroutine's running time.
+  p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   p->status.store(Pstatus::running, std::memory_order_relaxed);
 }
 
 P* releasep(M* m) {
   P* p = m->p;
   p->m = nullptr;
+  p->runningg.store(nullptr, std::memory_order_relaxed);
   p->status.store(Pstatus::idle, std::memory_order_relaxed);
   m->p = nullptr;
   return p;
@@ -293,6 +327,16 @@ void startm(P* p, bool spinning) {
   sched.lock.lock();
   if (p == nullptr) {
     p = pidleget();
+    if (p == nullptr && sched.pnetwait != nullptr) {
+      // An idle P whose M sleeps in its poller: wake that M instead (poll.hpp
+      // rule 2); it runs the P again, spinning if we were asked to start one.
+      P* np = sched.pnetwait;
+      pnetwaitremove(np);
+      np->netm->spinning = spinning;
+      sched.lock.unlock();
+      netpollbreak(np);
+      return;
+    }
     if (p == nullptr) {
       sched.lock.unlock();
       if (spinning) sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
@@ -350,8 +394,9 @@ void stopm() { stopm_until(0); }
 
 // handoffp() passes a P whose M is blocked (in a syscall) to another M, or idles it.
 void handoffp(P* p) {
+  // I/O in flight on p's ring counts as work: only p's M reaps it (poll.hpp rule 1).
   if (!runqempty(p) || sched.runqsize.load(std::memory_order_relaxed) > 0 ||
-      p->timer0when.load(std::memory_order_relaxed) != 0) {
+      p->timer0when.load(std::memory_order_relaxed) != 0 || p->io_inflight != 0) {
     startm(p, false);
     return;
   }
@@ -496,6 +541,7 @@ void after_switch() {
       sched.lock.lock();
       globrunqput(gp);
       sched.lock.unlock();
+      wakep();  // an idle P (maybe asleep in its poller) must come and run it
       stopm();
       break;
   }
@@ -519,6 +565,8 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
   const bool direct = a == After::ready || a == After::park ||
                       (a == After::exit && gp->stack.size() == stack_default_size());
   if (direct && p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
+    // Completed I/O first: its goroutines queue behind the ones already waiting.
+    if (io_cq_ready(p)) netpoll(p);
     next = runqget(p);
     // Local queue empty but work queued globally: take a share of it now, as
     // Go's Gosched does by going through the global queue.
@@ -583,6 +631,15 @@ top:
   // nanotime() costs ~100 ns on our VMs (KERNEL.md): read it only with timers due.
   std::int64_t now = p->timer0when.load(std::memory_order_relaxed) != 0 ? nanotime() : 0;
   if (now != 0) checktimers(p, now);
+  // I/O: submit what goroutines queued, then reap (a syscall on epoll: only
+  // when nothing else is queued here, or on the 61st tick).
+  if (p->poller != nullptr) {
+    if (p->io_unsubmitted != 0) netpollflush(p);
+    if (p->io_ktail != nullptr ? io_cq_ready(p)
+                               : runqempty(p) || p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0) {
+      netpoll(p);
+    }
+  }
   if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 &&
       sched.runqsize.load(std::memory_order_relaxed) > 0) {
     sched.lock.lock();
@@ -613,17 +670,24 @@ top:
         resetspinning(m);
         return gp;
       }
+      if (io_cq_ready(p)) netpoll(p);
       if (G* gp = runqget(p)) {
         resetspinning(m);
         return gp;
       }
       if (sched.runqsize.load(std::memory_order_relaxed) > 0) break;
       __builtin_ia32_pause();
-      if (spins % 16 == 0 && (now = nanotime()) >= spin_until) break;
+      if (spins % 16 == 0) {
+        if (p->poller != nullptr && p->io_ktail == nullptr) netpoll(p);  // epoll: a syscall
+        if ((now = nanotime()) >= spin_until) break;
+      }
     }
   }
   // Give up the P. Then look once more at every queue: work queued between our
-  // last look and the release would otherwise wait for the next wakep.
+  // last look and the release would otherwise wait for the next wakep. What
+  // netpoll queued since the top (the wake-up read's re-arm) goes out first:
+  // the netwait sleep relies on it.
+  if (p->io_unsubmitted != 0) netpollflush(p);
   sched.lock.lock();
   if (sched.runqsize.load(std::memory_order_relaxed) > 0) {
     G* gp = globrunqget(p, 0);
@@ -632,7 +696,14 @@ top:
     return gp;
   }
   releasep(m);
-  pidleput(p);
+  // With a poller, this M keeps p and sleeps in it (poll.hpp rule 2), so its
+  // in-flight I/O completes into a P that is watched.
+  const bool netwait = p->poller != nullptr;
+  if (netwait) {
+    pnetwaitput(p, m);
+  } else {
+    pidleput(p);
+  }
   sched.lock.unlock();
   const bool wasspinning = m->spinning;
   if (m->spinning) {
@@ -645,11 +716,17 @@ top:
   for (P* p2 : sched.allp) work = work || !runqempty(p2);
   if (work) {
     sched.lock.lock();
-    P* np = pidleget();
+    P* np = nullptr;
+    if (netwait) {
+      pnetwaitremove(p);  // back to work on our own P, unless startm took it for us
+      np = p;
+    } else {
+      np = pidleget();
+    }
     sched.lock.unlock();
     if (np != nullptr) {
       acquirep(m, np);
-      if (wasspinning) {
+      if (wasspinning && !m->spinning) {  // startm may have made us spinning already
         m->spinning = true;
         sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
       }
@@ -663,7 +740,15 @@ top:
     while ((cur == 0 || until < cur) && !sched.sleep_until.compare_exchange_weak(cur, until)) {
     }
   }
-  stopm_until(until);
+  if (netwait) {
+    netpollwait(p, until);
+    sched.lock.lock();
+    pnetwaitremove(p);
+    sched.lock.unlock();
+    acquirep(m, p);
+  } else {
+    stopm_until(until);
+  }
   if (until != 0) {
     std::int64_t cur = until;
     sched.sleep_until.compare_exchange_strong(cur, 0);

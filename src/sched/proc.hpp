@@ -8,6 +8,8 @@ namespace gort::rt {
 
 // runqempty() is true when p has nothing queued, runnext included.
 bool runqempty(P* p);
+// runqput() queues gp on p; with next, into runnext. Only p's owner calls it.
+void runqput(P* p, G* gp, bool next);
 // handoffp() passes a P whose M is blocked to another M, or idles it.
 void handoffp(P* p);
 // startm_idle() starts an M on an idle P (if any) to look for work.

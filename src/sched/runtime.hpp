@@ -113,7 +113,23 @@ struct P {
   std::int64_t sm_schedwhen = 0, sm_syscallwhen = 0;
   std::uint32_t sm_safepoints = 0;     // safepoints when schedtick last moved
   std::uint64_t sm_reported_goid = 0;  // the last hog reported on this P
+  // I/O (src/io/poll.hpp, rules 1-3 there).
+  void* poller = nullptr;  // the backend's per-P state; null before netpollinit
+  // io_uring's completion queue tail and head (kernel-shared): completions wait
+  // when they differ. Null on the epoll backend.
+  const unsigned* io_ktail = nullptr;
+  const unsigned* io_khead = nullptr;
+  unsigned io_unsubmitted = 0;  // SQEs queued since the last submit
+  std::int64_t io_inflight = 0;  // operations submitted and not yet reaped
+  bool innetwait = false;  // on sched.pnetwait, its M asleep in netpollwait (sched.lock)
+  M* netm = nullptr;       // that M
 };
+
+// io_cq_ready() is true when p's ring holds completions to reap.
+inline bool io_cq_ready(const P* p) {
+  return p->io_ktail != nullptr &&
+         __atomic_load_n(p->io_ktail, __ATOMIC_ACQUIRE) != __atomic_load_n(p->io_khead, __ATOMIC_RELAXED);
+}
 
 struct M {
   Context g0;         // the thread's own stack: schedule() runs here
@@ -143,6 +159,8 @@ struct Sched {
   int nmidle = 0;
   int mcount = 0;
   P* pidle = nullptr;
+  // Idle Ps whose M sleeps in their poller (src/io/poll.hpp rule 2); counted in npidle.
+  P* pnetwait = nullptr;
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
   G* gfree = nullptr;  // exited Gs from Ps with too many

@@ -1,0 +1,41 @@
+// The scheduler's side of I/O: each P owns a poller (an io_uring, or a share of
+// the epoll fallback). Go's netpoll.go names: netpollinit, netpoll, netpollbreak.
+//
+// Rules (the io layer keeps them; proc.cpp relies on them):
+//  1. Only the M holding a P touches its poller's submission and completion
+//     queues (netpoll, netpollflush, the ops' SQE preparation).
+//  2. An idle P with a poller is not put on sched.pidle: its M keeps it and
+//     sleeps in netpollwait without holding it ("netwait", P::innetwait).
+//     Whoever wants that P (startm) takes it off sched.pnetwait and wakes that
+//     M with netpollbreak; the M then runs the P again. Nobody else acquires it.
+//  3. netpollbreak may be called from any thread, any number of times; a wake
+//     with nobody sleeping makes the next netpollwait return at once.
+#pragma once
+
+#include <cstdint>
+
+namespace gort::rt {
+
+struct P;
+struct G;
+
+// netpollinit() picks the backend (conf io.backend) and gives every P a poller.
+// Called once by schedinit, after the Ps exist.
+void netpollinit();
+// netpoll() makes runnable, on p, every goroutine whose I/O completed; returns
+// how many. Never blocks. Precondition: the caller holds p.
+int netpoll(P* p);
+// netpollflush() submits the operations queued on p's ring. Caller holds p.
+void netpollflush(P* p);
+// netpollwait() sleeps until p's poller has a completion or an event, a
+// netpollbreak, or the deadline (nanotime; 0: none). The caller does NOT hold
+// p (rule 2) and must have flushed it.
+void netpollwait(P* p, std::int64_t until);
+// netpollbreak() wakes the M sleeping in netpollwait(p) (rule 3).
+void netpollbreak(P* p);
+// io_backend_name() is "io_uring" or "epoll" (the runtime's backend).
+const char* io_backend_name();
+// netpollready() readies gp after its I/O completed: runnable on the caller's P.
+void netpollready(G* gp);
+
+}  // namespace gort::rt

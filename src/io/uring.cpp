@@ -1,0 +1,263 @@
+// The io_uring backend: one ring per P (DESIGN.md "I/O").
+//
+// A goroutine prepares its SQE on its P's ring and parks; the SQEs of all the
+// goroutines that parked since are submitted together when the P runs out of
+// goroutines (findrunnable) or when kSubmitBatch have piled up, so a busy P
+// pays one io_uring_enter for many operations. Completions are reaped by the
+// P's owner at every switch (a load of the CQ tail when there are none) and
+// in findrunnable; an idle P's M sleeps in io_uring_enter(GETEVENTS) with the
+// next timer deadline, woken by a write to the P's eventfd, whose read is
+// always pending on the ring.
+//
+// Pinning: the operation record (UringOp), its buffers and its timeout live
+// on the parked goroutine's stack or in its objects; it resumes only when the
+// operation's own completion was reaped, so the kernel never writes into
+// memory that has been reused. A deadline is a linked timeout (absolute,
+// CLOCK_MONOTONIC like nanotime): it cancels the operation, whose completion
+// (-ECANCELED) still arrives and is still waited for.
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <system_error>
+
+#include "base/print.hpp"
+#include "init.hpp"
+#include "io/io.hpp"
+#include "io/poll.hpp"
+#include "sched/proc.hpp"
+#include "sched/runtime.hpp"
+
+namespace gort::rt {
+
+namespace {
+
+// Submit without waiting for the P to go idle once this many SQEs are queued:
+// a P that never idles must still get its I/O going. 32 SQEs cost ~70 ns each
+// in one enter against ~450 ns alone (KERNEL.md), so the batch has paid off.
+constexpr unsigned kSubmitBatch = 32;
+// user_data of completions that carry no operation: the linked timeouts (their
+// operation's own completion says what happened) and the wake-up read.
+constexpr std::uint64_t kIgnore = 0;
+constexpr std::uint64_t kWake = 1;
+
+struct UringP {
+  io_uring ring;
+  int efd = -1;
+  std::uint64_t efdbuf = 0;
+};
+
+// One operation in flight, on its goroutine's stack.
+struct UringOp {
+  G* g;
+  int res = 0;
+  bool done = false;  // written and read only by the P's owner (rule 1)
+  __kernel_timespec ts{};
+};
+
+UringP* up(P* p) { return static_cast<UringP*>(p->poller); }
+
+class Uring final : public Backend {
+ public:
+  Uring() {
+    // A probe ring: fails here, not in init_p, when io_uring is off (sysctl
+    // io_uring_disabled, seccomp) or the memlock limit is too small.
+    io_uring r;
+    int e = io_uring_queue_init(8, &r, 0);
+    if (e < 0) throw std::system_error(-e, std::generic_category(), "io_uring_setup");
+    const bool extarg = (r.features & IORING_FEAT_EXT_ARG) != 0;
+    io_uring_queue_exit(&r);
+    if (!extarg) throw std::system_error(ENOSYS, std::generic_category(), "io_uring without EXT_ARG (kernel < 5.11)");
+  }
+
+  std::string_view name() const override { return "io_uring"; }
+
+  void init_p(P* p) override {
+    auto* u = new UringP;
+    const Config& c = runtime_config();
+    io_uring_params params{};
+    // The CQ holds completions between two reaps: with many connections per
+    // P a burst can exceed the SQ size, so give it room (overflow is not lost
+    // on kernels with NODROP, but costs a slow path).
+    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+    params.cq_entries = c.io_entries * 8;
+    if (c.io_sqpoll) {
+      params.flags |= IORING_SETUP_SQPOLL;
+      params.sq_thread_idle = 10;  // ms
+    }
+    int e = io_uring_queue_init_params(c.io_entries, &u->ring, &params);
+    if (e < 0) {
+      delete u;
+      throw std::system_error(-e, std::generic_category(), "io_uring_setup for a P");
+    }
+    u->efd = ::eventfd(0, EFD_CLOEXEC);
+    if (u->efd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    p->poller = u;
+    p->io_ktail = u->ring.cq.ktail;
+    p->io_khead = u->ring.cq.khead;
+    arm_wake(p);
+    flush(p);
+  }
+
+  int netpoll(P* p) override {
+    UringP* u = up(p);
+    unsigned head;
+    unsigned seen = 0;
+    int n = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+      seen++;
+      const std::uint64_t ud = cqe->user_data;
+      if (ud == kIgnore) continue;
+      if (ud == kWake) {
+        arm_wake(p);
+        continue;
+      }
+      auto* op = reinterpret_cast<UringOp*>(ud);
+      op->res = cqe->res;
+      op->done = true;
+      p->io_inflight--;
+      // Not parked yet (it is still switching away on this M): its unlockf
+      // sees done and resumes it.
+      G* gp = op->g;
+      Gstatus w = Gstatus::waiting;
+      if (gp->status.compare_exchange_strong(w, Gstatus::runnable, std::memory_order_acq_rel)) {
+        gp->waitreason = "";
+        runqput(p, gp, false);
+        n++;
+      }
+    }
+    io_uring_cq_advance(&u->ring, seen);
+    if (n > 1) wakep();  // more than this P will run soon: let an idle one steal
+    return n;
+  }
+
+  void flush(P* p) override {
+    UringP* u = up(p);
+    for (;;) {
+      int r = io_uring_submit(&u->ring);
+      if (r >= 0 || r == -EINTR) break;
+      if (r == -EBUSY || r == -EAGAIN) {
+        // The CQ is backed up (or the kernel is short of memory): reap and retry.
+        netpoll(p);
+        continue;
+      }
+      io_fatal("io_uring_enter (submit)", -r);
+    }
+    p->io_unsubmitted = 0;
+  }
+
+  void wait(P* p, std::int64_t until) override {
+    UringP* u = up(p);
+    if (io_uring_cq_ready(&u->ring) != 0) return;
+    __kernel_timespec ts{};
+    io_uring_getevents_arg arg{};
+    arg.sigmask_sz = _NSIG / 8;
+    if (until != 0) {
+      std::int64_t left = until - nanotime();
+      if (left <= 0) return;
+      ts.tv_sec = left / 1'000'000'000;
+      ts.tv_nsec = left % 1'000'000'000;
+      arg.ts = reinterpret_cast<std::uint64_t>(&ts);
+    }
+    // Raw enter: liburing's wait helpers may flush the SQ, which only the P's
+    // owner may do (rule 1), and we do not hold p here (rule 2).
+    ::syscall(__NR_io_uring_enter, u->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
+              sizeof arg);
+  }
+
+  void wake(P* p) override {
+    const std::uint64_t one = 1;
+    if (::write(up(p)->efd, &one, sizeof one) < 0 && errno != EAGAIN) io_fatal("eventfd write", errno);
+  }
+
+  long op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) override {
+    P* p = getm()->p;
+    UringP* u = up(p);
+    G* gp = getgp();
+    UringOp op{gp};
+    // The operation and its linked timeout must go out in one submission.
+    // Ring full: submit and retry, never drop (with SQPOLL the kernel thread
+    // frees the slots: wait for it).
+    while (io_uring_sq_space_left(&u->ring) < 2) {
+      flush(p);
+      if (io_uring_sq_space_left(&u->ring) < 2) io_uring_sqring_wait(&u->ring);
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&u->ring);
+    prep(sqe, fd.fd, a);
+    io_uring_sqe_set_data(sqe, &op);
+    unsigned queued = 1;
+    if (deadline != 0) {
+      sqe->flags |= IOSQE_IO_LINK;
+      op.ts.tv_sec = deadline / 1'000'000'000;
+      op.ts.tv_nsec = deadline % 1'000'000'000;
+      io_uring_sqe* t = io_uring_get_sqe(&u->ring);
+      io_uring_prep_link_timeout(t, &op.ts, IORING_TIMEOUT_ABS);
+      io_uring_sqe_set_data64(t, kIgnore);
+      queued++;
+    }
+    p->io_inflight++;
+    p->io_unsubmitted += queued;
+    // The timespec is read when the SQE is submitted, so a deadline makes us
+    // submit now; so does a full batch.
+    if (deadline != 0 || p->io_unsubmitted >= kSubmitBatch) flush(p);
+    gopark([](G*, void* arg) { return !static_cast<UringOp*>(arg)->done; }, &op, "IO wait");
+    if (op.res == -ECANCELED && deadline != 0) return -ETIMEDOUT;
+    return op.res;
+  }
+
+  int register_fd(net::FdState&) override { return 0; }
+  void unregister_fd(net::FdState&) override {}
+  void unblock(net::FdState&) override {}
+  int socket_flags() const override { return 0; }
+
+ private:
+  // arm_wake() keeps a read of the eventfd pending: netpollbreak's write
+  // completes it, which ends the owner's io_uring_enter wait.
+  void arm_wake(P* p) {
+    UringP* u = up(p);
+    io_uring_sqe* sqe;
+    while ((sqe = io_uring_get_sqe(&u->ring)) == nullptr) {
+      flush(p);
+      if (io_uring_sq_space_left(&u->ring) == 0) io_uring_sqring_wait(&u->ring);
+    }
+    io_uring_prep_read(sqe, u->efd, &u->efdbuf, sizeof u->efdbuf, 0);
+    io_uring_sqe_set_data64(sqe, kWake);
+    p->io_unsubmitted++;
+  }
+
+  static void prep(io_uring_sqe* sqe, int fd, const OpArgs& a) {
+    switch (a.kind) {
+      case OpKind::read:
+        io_uring_prep_read(sqe, fd, a.buf, static_cast<unsigned>(a.len), static_cast<std::uint64_t>(a.off));
+        break;
+      case OpKind::write:
+        io_uring_prep_write(sqe, fd, a.buf, static_cast<unsigned>(a.len), static_cast<std::uint64_t>(a.off));
+        break;
+      case OpKind::recv:
+        io_uring_prep_recv(sqe, fd, a.buf, a.len, 0);
+        break;
+      case OpKind::send:
+        io_uring_prep_send(sqe, fd, a.buf, a.len, MSG_NOSIGNAL);
+        break;
+      case OpKind::accept:
+        io_uring_prep_accept(sqe, fd, a.addr, a.addrlen, SOCK_CLOEXEC);
+        break;
+      case OpKind::connect:
+        io_uring_prep_connect(sqe, fd, a.addr, a.alen);
+        break;
+      case OpKind::fsync:
+        io_uring_prep_fsync(sqe, fd, 0);
+        break;
+    }
+  }
+};
+
+}  // namespace
+
+Backend* make_uring_backend() { return new Uring; }
+
+}  // namespace gort::rt
