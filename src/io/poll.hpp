@@ -7,7 +7,8 @@
 //  2. An idle P with a poller is not put on sched.pidle: its M keeps it and
 //     sleeps in netpollwait without holding it ("netwait", P::innetwait).
 //     Whoever wants that P (startm) takes it off sched.pnetwait and wakes that
-//     M with netpollbreak; the M then runs the P again. Nobody else acquires it.
+//     M with netpollbreak; the M then runs the P again. Nobody else acquires
+//     it, so that M may still submit its queued operations as it goes to sleep.
 //  3. netpollbreak may be called from any thread, any number of times; a wake
 //     with nobody sleeping makes the next netpollwait return at once.
 #pragma once
@@ -27,9 +28,9 @@ void netpollinit();
 int netpoll(P* p);
 // netpollflush() submits the operations queued on p's ring. Caller holds p.
 void netpollflush(P* p);
-// netpollwait() sleeps until p's poller has a completion or an event, a
-// netpollbreak, or the deadline (nanotime; 0: none). The caller does NOT hold
-// p (rule 2) and must have flushed it.
+// netpollwait() submits what p queued and sleeps until p's poller has a
+// completion or an event, a netpollbreak, or the deadline (nanotime; 0: none).
+// The caller released p to the netwait list (rule 2).
 void netpollwait(P* p, std::int64_t until);
 // netpollbreak() wakes the M sleeping in netpollwait(p) (rule 3).
 void netpollbreak(P* p);

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <csignal>
 #include <system_error>
 
 #include "base/print.hpp"
@@ -152,21 +151,20 @@ class Uring final : public Backend {
 
   void wait(P* p, std::int64_t until) override {
     UringP* u = up(p);
-    if (io_uring_cq_ready(&u->ring) != 0) return;
     __kernel_timespec ts{};
-    io_uring_getevents_arg arg{};
-    arg.sigmask_sz = _NSIG / 8;
     if (until != 0) {
       std::int64_t left = until - nanotime();
-      if (left <= 0) return;
+      if (left <= 0) left = 0;
       ts.tv_sec = left / 1'000'000'000;
       ts.tv_nsec = left % 1'000'000'000;
-      arg.ts = reinterpret_cast<std::uint64_t>(&ts);
     }
-    // Raw enter: liburing's wait helpers may flush the SQ, which only the P's
-    // owner may do (rule 1), and we do not hold p here (rule 2).
-    ::syscall(__NR_io_uring_enter, u->ring.ring_fd, 0, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
-              sizeof arg);
+    // One enter submits what the P queued since its last flush (the wake-up
+    // read's re-arm, at least) and sleeps. We do not hold p, but no other M
+    // may touch its ring while we sleep in it (rule 2), so this M still acts
+    // as its owner. -ETIME, -EINTR: back to findrunnable, which looks again.
+    io_uring_cqe* cqe = nullptr;
+    io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, until != 0 ? &ts : nullptr, nullptr);
+    p->io_unsubmitted = 0;
   }
 
   void wake(P* p) override {

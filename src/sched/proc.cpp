@@ -684,10 +684,7 @@ top:
     }
   }
   // Give up the P. Then look once more at every queue: work queued between our
-  // last look and the release would otherwise wait for the next wakep. What
-  // netpoll queued since the top (the wake-up read's re-arm) goes out first:
-  // the netwait sleep relies on it.
-  if (p->io_unsubmitted != 0) netpollflush(p);
+  // last look and the release would otherwise wait for the next wakep.
   sched.lock.lock();
   if (sched.runqsize.load(std::memory_order_relaxed) > 0) {
     G* gp = globrunqget(p, 0);
