@@ -233,7 +233,12 @@ TEST_CASE("net calls from a plain thread block it and work the same") {
   gort::main([] {
     net::Listener ln = listen_local();
     const std::string addr = ln.addr().to_string();
-    gort::go([&] { net::accept_loop(ln, echo); });
+    gort::WaitGroup served;
+    served.add(1);
+    gort::go([&] {
+      net::accept_loop(ln, echo);
+      served.done();
+    });
     std::error_code ec;
     std::string back(5, '\0');
     std::thread t([&] {
@@ -249,10 +254,21 @@ TEST_CASE("net calls from a plain thread block it and work the same") {
     CHECK(!ec);
     CHECK(back == "hello");
     ln.close();
+    served.wait();
   });
 }
 
-TEST_CASE("accept_loop survives running out of descriptors and recovers once they are freed") {
+// UBSan's vptr check probes memory with a pipe(2); with every descriptor
+// taken it fails and reports a bogus "invalid vptr", so the ASan+UBSan build
+// skips this case.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSkipFdExhaustion = true;
+#else
+constexpr bool kSkipFdExhaustion = false;
+#endif
+
+TEST_CASE("accept_loop survives running out of descriptors and recovers once they are freed" *
+          doctest::skip(kSkipFdExhaustion)) {
   auto r = gort::test::run_case_in_child([] {
     gort::main([] {
       net::Listener ln = listen_local();
@@ -263,11 +279,18 @@ TEST_CASE("accept_loop survives running out of descriptors and recovers once the
       std::vector<int> hog;
       for (int fd; (fd = dup(0)) >= 0;) hog.push_back(fd);
       gort::Chan<int> handled(1);
-      gort::go([&] { net::accept_loop(ln, [&](net::Conn) { handled.send(1); }); });
+      gort::WaitGroup served;
+      served.add(1);
+      gort::go([&] {
+        net::accept_loop(ln, [&](net::Conn) { handled.send(1); });
+        served.done();
+      });
       gort::sleep(50ms);  // accept fails with EMFILE and backs off meanwhile
       for (int fd : hog) close(fd);
       if (handled.recv() != 1) _exit(4);
       std::fprintf(stderr, "recovered\n");
+      ln.close();
+      served.wait();
     });
   });
   CHECK(r.status == 0);

@@ -42,6 +42,9 @@ struct FdState;  // the runtime's per-descriptor record (src/io)
 // Conn is a TCP connection. Move-only; the destructor closes it. Calls from
 // several goroutines at once are allowed: one reader and one writer at a time,
 // close() from anywhere (it wakes blocked reads and writes with Errc::closed).
+// The Conn object must outlive the calls on it: close() it, let the blocked
+// calls return, then destroy it. (A Listener may be destroyed under a
+// blocked accept(): that call keeps what it needs.)
 class Conn {
  public:
   Conn() = default;
@@ -121,7 +124,8 @@ Result<Listener> listen(std::string_view hostport, const ListenOptions& opts = {
 Result<Conn> dial(std::string_view hostport, std::chrono::nanoseconds timeout = {});
 
 // accept_loop() accepts connections until the listener is closed, calling
-// handle(Conn) on a new goroutine for each. As Go's net/http Server.Serve, it
+// handle(Conn) on a new goroutine for each (handle is moved into shared
+// storage that those goroutines keep alive). As Go's net/http Server.Serve, it
 // survives EMFILE/ENFILE and other temporary errors: it logs them and backs off
 // (5 ms doubling to 1 s). Returns the error that ended it (Errc::closed after close()).
 template <class F>
@@ -139,6 +143,8 @@ bool accept_backoff(std::error_code ec, std::chrono::milliseconds& delay);
 
 template <class F>
 std::error_code gort::net::accept_loop(Listener& ln, F&& handle) {
+  // Shared by the connections' goroutines, which may outlive this call.
+  auto h = std::make_shared<std::decay_t<F>>(std::forward<F>(handle));
   std::chrono::milliseconds delay{0};
   for (;;) {
     Result<Conn> c = ln.accept();
@@ -147,6 +153,6 @@ std::error_code gort::net::accept_loop(Listener& ln, F&& handle) {
       continue;
     }
     delay = std::chrono::milliseconds{0};
-    gort::go([&handle, conn = std::move(*c)]() mutable { handle(std::move(conn)); });
+    gort::go([h, conn = std::move(*c)]() mutable { (*h)(std::move(conn)); });
   }
 }

@@ -267,15 +267,18 @@ Listener::~Listener() = default;
 
 Result<Conn> Listener::accept() {
   if (!fd_) return Errc::closed;
+  // Our own reference: a server commonly closes and drops its Listener while
+  // the accepting goroutine is still blocked in here.
+  const std::shared_ptr<FdState> fd = fd_;
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   OpArgs a{OpKind::accept};
   a.addr = reinterpret_cast<sockaddr*>(&ss);
   a.addrlen = &len;
-  const long r = rt::io_op(*fd_, a, 0);
+  const long r = rt::io_op(*fd, a, 0);
   if (r < 0) {
     // After close(), the shutdown makes a blocked accept fail with EINVAL.
-    if (r == -EINVAL && fd_->closed()) return Errc::closed;
+    if (r == -EINVAL && fd->closed()) return Errc::closed;
     return errc(r);
   }
   const int nfd = static_cast<int>(r);
