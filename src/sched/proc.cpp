@@ -693,6 +693,13 @@ top:
     return gp;
   }
   releasep(m);
+  // Stop spinning before the P is listed: once it is on the netwait list,
+  // startm may set m->spinning for the wake-up it sends (under the lock).
+  const bool wasspinning = m->spinning;
+  if (m->spinning) {
+    m->spinning = false;
+    sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
+  }
   // With a poller, this M keeps p and sleeps in it (poll.hpp rule 2), so its
   // in-flight I/O completes into a P that is watched.
   const bool netwait = p->poller != nullptr;
@@ -702,11 +709,6 @@ top:
     pidleput(p);
   }
   sched.lock.unlock();
-  const bool wasspinning = m->spinning;
-  if (m->spinning) {
-    m->spinning = false;
-    sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
-  }
   // The global queue too: a goroutine readied from a plain thread goes there,
   // and its wakep may have seen our nmspinning before we dropped it.
   bool work = sched.runqsize.load(std::memory_order_acquire) > 0;
