@@ -1,4 +1,5 @@
 // gort::main and the goroutine API's entry points.
+#include <sched.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -20,7 +21,14 @@ void schedinit() {
   std::call_once(once, [] {
     const Config& c = runtime_config();
     int procs = c.sched_procs;
-    if (procs == 0) procs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (procs == 0) {
+      // One per CPU we may run on, as Go's GOMAXPROCS: under `taskset -c 0`
+      // that is 1, not the machine's count (a second P would only fight the
+      // first for the CPU).
+      cpu_set_t set;
+      procs = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+      if (procs <= 0) procs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    }
     sched.spin_ns = static_cast<std::int64_t>(c.sched_spin_us) * 1000;
     sched.hog_ns = static_cast<std::int64_t>(c.sched_hog_ms) * 1'000'000;
     schedinit_procs(procs);
