@@ -12,17 +12,26 @@ CMAKE_ARGS ?=
 DEPS := cmake make g++ pkg-config \
         liburing-dev libjemalloc-dev libspdlog-dev libfmt-dev doctest-dev \
         libtomlplusplus-dev libcli11-dev libiberty-dev libboost-context-dev golang-go
+# The peers and tools of `gort-bench net`, installed by `make run` only: nginx's
+# package starts a service where an init system runs, which tests do not need.
+BENCH_DEPS := wrk nginx strace
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps configure build test run bench test-asan test-tsan clean
+.PHONY: all deps bench-deps configure build test run bench test-asan test-tsan clean
 
 all: build
 
 # deps installs the missing packages; `apt-get update` runs only when some are.
 deps:
-	@missing=""; \
-	for p in $(DEPS); do \
+	@$(call install_missing,$(DEPS))
+
+bench-deps: deps
+	@$(call install_missing,$(BENCH_DEPS))
+
+define install_missing
+	missing=""; \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -30,6 +39,7 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
 
 configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -41,10 +51,12 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # The main job: the benchmark tables, ours beside the peers' (Boost.Context for
-# stacks, the Go runtime for scheduling), measured in the same run.
-run: build
+# stacks, the Go runtime for scheduling, Go and nginx for the servers), measured
+# in the same run.
+run: build bench-deps
 	./$(BUILD)/bench/gort-bench stack
 	./$(BUILD)/bench/gort-bench sched
+	./$(BUILD)/bench/gort-bench net
 
 bench: run
 

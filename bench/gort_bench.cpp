@@ -1,6 +1,8 @@
 // gort-bench: micro-benchmarks of the gort runtime.
 //
 //   gort-bench stack [--iterations N] [--runs R]
+//   gort-bench sched [--runs R] [--quick]
+//   gort-bench net [--runs R] [--duration S] [--bench echo,http] ...   (--help lists all)
 //
 // Results are `name value` lines on stdout (and `#` comment lines); errors go to
 // stderr. Bad command-line input prints one line and exits with status 2.
@@ -18,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "init.hpp"
+#include "net_bench.hpp"
 #include "sched_bench.hpp"
 #include "stack_bench.hpp"
 
@@ -77,11 +80,61 @@ Runner setup_sched_part(CLI::App& sub) {
   return [args] { return gort::bench::run_sched_part(*args); };
 }
 
-// The subcommands; `net` will join them.
+// setup_net() declares `net`'s options.
+Runner setup_net(CLI::App& sub) {
+  auto args = std::make_shared<gort::bench::NetBenchArgs>();
+  sub.add_option("--runs", args->runs, "measured runs per row; each value is their median")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  sub.add_option("--duration", args->duration_s, "measured window per run, seconds")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  sub.add_option("--warmup", args->warmup_s,
+                 "warm-up seconds (echo: before each window; http: a wrk run per server start)")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  sub.add_option("--count-duration", args->count_s, "seconds of the extra run per row that counts system calls")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
+  sub.add_option("--bench", args->benches, "which benchmarks: echo, http")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"echo", "http"}))
+      ->capture_default_str();
+  sub.add_option("--echo-conns", args->echo_conns, "echo connection counts")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  sub.add_option("--http-conns", args->http_conns, "HTTP (wrk) connection counts")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  sub.add_option("--procs", args->procs, "--procs given to our servers and the Go peers")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  sub.add_option("--server-cpu", args->server_cpu, "CPU the servers are pinned to")->capture_default_str();
+  sub.add_option("--load-cpu", args->load_cpu, "CPU the load generators are pinned to")->capture_default_str();
+  sub.add_option("--syscalls", args->syscalls, "how to count system calls")
+      ->check(CLI::IsMember({"auto", "perf", "strace", "none"}))
+      ->capture_default_str();
+  sub.add_option("--echo-server", args->echo_server,
+                 "our echo server (default: ../examples/echo_server beside gort-bench)");
+  sub.add_option("--http-server", args->http_server,
+                 "our HTTP server (default: ../examples/http_server beside gort-bench)");
+  sub.add_option("--go-echo", args->go_echo, "the Go echo peer (default: peers/go/echo beside gort-bench)");
+  sub.add_option("--go-http", args->go_http, "the Go HTTP peer (default: peers/go/http beside gort-bench)");
+  sub.add_option("--nginx", args->nginx, "nginx (default: from PATH or /usr/sbin)");
+  sub.add_option("--nginx-conf", args->nginx_conf,
+                 "nginx config template (default: peers/nginx/nginx.conf beside gort-bench)");
+  sub.add_option("--wrk", args->wrk, "wrk (default: from PATH)");
+  return [args] { return gort::bench::run_net_bench(*args, self_path()); };
+}
+
+// The subcommands.
 constexpr Command kCommands[] = {
     {"stack", "context switches, stack allocation and first touch", setup_stack},
     {"sched", "goroutine scheduling beside the Go peer", setup_sched},
     {"sched-part", "", setup_sched_part},
+    {"net", "echo and HTTP servers on loopback beside the Go peers and nginx", setup_net},
 };
 
 }  // namespace

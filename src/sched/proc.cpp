@@ -61,6 +61,12 @@ void stopm();
 
 }  // namespace
 
+int runqroom(P* p) {
+  const std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+  const std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+  return kRunqSize - static_cast<int>(t - h);
+}
+
 bool runqempty(P* p) {
   // A G may move from runnext to the ring (runqput kicking it out) between two
   // reads; re-read the tail to be sure the snapshot is consistent, as Go does.
@@ -623,6 +629,10 @@ G* stealwork(M* m, std::int64_t now) {
   return nullptr;
 }
 
+// A P's spin budget never drops below this, so that a spin can find work
+// again and grow it back: 16 rounds of looking cost about a microsecond.
+constexpr std::int64_t kMinSpinNs = 1'000;
+
 // findrunnable() finds a goroutine to run, blocking (stopm) until there is one.
 // Go's findRunnable, minus GC and netpoll.
 G* findrunnable(M* m) {
@@ -662,16 +672,21 @@ top:
       sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
     }
     // Spin before parking: waking a parked vCPU costs ~20 us here (KERNEL.md),
-    // far more than the typical gap before the next goroutine becomes runnable.
+    // more than the gap before the next goroutine becomes runnable when work
+    // keeps coming. When it does not (one connection whose peer answers in
+    // 50 us), spinning only burns the CPU: the budget adapts per P, halving
+    // after a spin that found nothing and doubling (up to sched.spin_us) after
+    // one that found work, as adaptive mutexes do.
     now = nanotime();
-    const std::int64_t spin_until = now + sched.spin_ns;
+    const std::int64_t spin_until = now + p->spinbudget;
     for (int spins = 1;; spins++) {
-      if (G* gp = stealwork(m, now)) {
-        resetspinning(m);
-        return gp;
+      G* gp = stealwork(m, now);
+      if (gp == nullptr) {
+        if (io_cq_ready(p)) netpoll(p);
+        gp = runqget(p);
       }
-      if (io_cq_ready(p)) netpoll(p);
-      if (G* gp = runqget(p)) {
+      if (gp != nullptr) {
+        p->spinbudget = std::min(std::max<std::int64_t>(p->spinbudget * 2, kMinSpinNs), sched.spin_ns);
         resetspinning(m);
         return gp;
       }
@@ -679,7 +694,10 @@ top:
       __builtin_ia32_pause();
       if (spins % 16 == 0) {
         if (p->poller != nullptr && p->io_ktail == nullptr) netpoll(p);  // epoll: a syscall
-        if ((now = nanotime()) >= spin_until) break;
+        if ((now = nanotime()) >= spin_until) {
+          p->spinbudget /= 2;
+          break;
+        }
       }
     }
   }
@@ -1023,6 +1041,7 @@ void schedinit_procs(int procs) {
   for (int i = 0; i < procs; i++) {
     auto* p = new P;
     p->id = i;
+    p->spinbudget = sched.spin_ns;
     sched.allp.push_back(p);
   }
   // Every P starts idle; startm hands them out as goroutines appear.

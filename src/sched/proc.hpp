@@ -10,6 +10,8 @@ namespace gort::rt {
 bool runqempty(P* p);
 // runqput() queues gp on p; with next, into runnext. Only p's owner calls it.
 void runqput(P* p, G* gp, bool next);
+// runqroom() is how many more Gs p's ring takes before overflowing. Owner only.
+int runqroom(P* p);
 // handoffp() passes a P whose M is blocked to another M, or idles it.
 void handoffp(P* p);
 // startm_idle() starts an M on an idle P (if any) to look for work.

@@ -101,6 +101,9 @@ struct P {
   std::atomic<std::uint32_t> runqtail{0};
   std::atomic<G*> runq[kRunqSize] = {};
   std::atomic<G*> runnext{nullptr};
+  // findrunnable's spin before sleeping, ns: adapts between kMinSpinNs and
+  // sched.spin_ns (proc.cpp). Owner only.
+  std::int64_t spinbudget = 0;
   // Exited Gs with default stacks (gfput / gfget).
   G* gfree = nullptr;
   int gfreecnt = 0;
