@@ -38,6 +38,7 @@ struct Config {
   std::string io_backend = "auto";      // io.backend: auto, uring, epoll
   unsigned io_entries = 256;            // io.entries: SQ entries per P's ring
   bool io_sqpoll = false;               // io.sqpoll
+  bool io_coop_taskrun = true;          // io.coop_taskrun
   std::size_t http_max_header_bytes = 1 << 20;  // http.max_header_bytes
   std::int64_t http_idle_timeout_ms = 60'000;   // http.idle_timeout
 };

@@ -83,6 +83,14 @@ class Uring final : public Backend {
     // on kernels with NODROP, but costs a slow path).
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
     params.cq_entries = c.io_entries * 8;
+    if (c.io_coop_taskrun) {
+      // Completions are not pushed by interrupting the submitting thread (an
+      // IPI while it runs goroutines); they wait as task work until that
+      // thread enters the kernel, which our Ms do at every submit and wait,
+      // and the TASKRUN flag tells netpoll to enter when it finds them
+      // waiting. A sleeping thread is still woken for them.
+      params.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    }
     if (c.io_sqpoll) {
       params.flags |= IORING_SETUP_SQPOLL;
       params.sq_thread_idle = 10;  // ms
@@ -97,6 +105,7 @@ class Uring final : public Backend {
     p->poller = u;
     p->io_ktail = u->ring.cq.ktail;
     p->io_khead = u->ring.cq.khead;
+    if (c.io_coop_taskrun) p->io_ksqflags = u->ring.sq.kflags;
     arm_wake(p);
     flush(p);
   }
@@ -111,6 +120,9 @@ class Uring final : public Backend {
     // instead starved them (drained one per 61 ticks while this P stays busy:
     // 136 ms p99 at 1,000 echo connections).
     const int room = runqroom(p);
+    if (p->io_ksqflags != nullptr && (IO_URING_READ_ONCE(*p->io_ksqflags) & IORING_SQ_TASKRUN) != 0) {
+      io_uring_get_events(&u->ring);  // run the task work that posts the completions
+    }
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe) {
       if (n >= room) break;

@@ -122,16 +122,21 @@ struct P {
   // when they differ. Null on the epoll backend.
   const unsigned* io_ktail = nullptr;
   const unsigned* io_khead = nullptr;
+  // The SQ ring's flags: IORING_SQ_TASKRUN says completions wait as task work
+  // (COOP_TASKRUN) until we enter the kernel. Null when not used.
+  const unsigned* io_ksqflags = nullptr;
   unsigned io_unsubmitted = 0;  // SQEs queued since the last submit
   std::int64_t io_inflight = 0;  // operations submitted and not yet reaped
   bool innetwait = false;  // on sched.pnetwait, its M asleep in netpollwait (sched.lock)
   M* netm = nullptr;       // that M
 };
 
-// io_cq_ready() is true when p's ring holds completions to reap.
+// io_cq_ready() is true when p's ring holds completions to reap, or
+// completions wait as task work to be run by an enter (netpoll does it).
 inline bool io_cq_ready(const P* p) {
   return p->io_ktail != nullptr &&
-         __atomic_load_n(p->io_ktail, __ATOMIC_ACQUIRE) != __atomic_load_n(p->io_khead, __ATOMIC_RELAXED);
+         (__atomic_load_n(p->io_ktail, __ATOMIC_ACQUIRE) != __atomic_load_n(p->io_khead, __ATOMIC_RELAXED) ||
+          (p->io_ksqflags != nullptr && (__atomic_load_n(p->io_ksqflags, __ATOMIC_RELAXED) & (1u << 2)) != 0));
 }
 
 struct M {
