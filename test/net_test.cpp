@@ -49,6 +49,44 @@ void echo(net::Conn c) {
   }
 }
 
+// EchoServer runs accept_loop(ln, echo) on a goroutine; the destructor closes
+// the listener and waits for the loop to end (it uses ln until then).
+struct EchoServer {
+  net::Listener& ln;
+  gort::WaitGroup done;
+  std::error_code ended;
+  explicit EchoServer(net::Listener& l) : ln(l) {
+    done.add(1);
+    gort::go([this] {
+      ended = net::accept_loop(ln, echo);
+      done.done();
+    });
+  }
+  // stop() closes the listener, waits for the loop and returns what ended it.
+  std::error_code stop() {
+    ln.close();
+    done.wait();
+    return ended;
+  }
+  ~EchoServer() { stop(); }
+};
+
+// Pair is a loopback connection: the client's end and the server's.
+struct Pair {
+  net::Listener ln;
+  net::Conn client, server;
+};
+Pair connected_pair() {
+  Pair p{listen_local(), {}, {}};
+  auto c = net::dial(p.ln.addr().to_string());
+  REQUIRE_MESSAGE(c, c.error().message());
+  auto s = p.ln.accept();
+  REQUIRE_MESSAGE(s, s.error().message());
+  p.client = std::move(*c);
+  p.server = std::move(*s);
+  return p;
+}
+
 // expected_backend() is the backend this run was asked for.
 std::string expected_backend() {
   const char* b = std::getenv("GORT_TEST_IO_BACKEND");
@@ -80,12 +118,7 @@ TEST_CASE("echo round trips over many concurrent connections, each on its own go
   gort::main([] {
     net::Listener ln = listen_local();
     const std::string addr = ln.addr().to_string();
-    gort::WaitGroup served;
-    served.add(1);
-    gort::go([&] {
-      CHECK(net::accept_loop(ln, echo) == gort::Errc::closed);
-      served.done();
-    });
+    EchoServer server(ln);
     std::atomic<int> ok{0};
     gort::WaitGroup wg;
     for (int i = 0; i < kConns; i++) {
@@ -106,8 +139,7 @@ TEST_CASE("echo round trips over many concurrent connections, each on its own go
     }
     wg.wait();
     CHECK(ok.load() == kConns);
-    CHECK(!ln.close());
-    served.wait();
+    CHECK(server.stop() == gort::Errc::closed);
   });
 }
 
@@ -133,11 +165,9 @@ TEST_CASE("a peer's reset interrupts a blocked read with connection_reset") {
 
 TEST_CASE("a read past its deadline returns timed_out, and the connection still closes cleanly") {
   gort::main([] {
-    net::Listener ln = listen_local();
-    auto c = net::dial(ln.addr().to_string());
-    REQUIRE(c);
-    auto s = ln.accept();
-    REQUIRE(s);
+    auto [ln, client, server] = connected_pair();
+    auto* c = &client;
+    auto* s = &server;
     s->set_read_deadline(net::Clock::now() + 30ms);
     char buf[8];
     auto r = s->read(std::span<char>(buf));
@@ -157,11 +187,9 @@ TEST_CASE("a read past its deadline returns timed_out, and the connection still 
 
 TEST_CASE("a read returns eof when the peer shuts down its side, and read_full reports a short stream") {
   gort::main([] {
-    net::Listener ln = listen_local();
-    auto c = net::dial(ln.addr().to_string());
-    REQUIRE(c);
-    auto s = ln.accept();
-    REQUIRE(s);
+    auto [ln, client, server] = connected_pair();
+    auto* c = &client;
+    auto* s = &server;
     REQUIRE(c->write_all("abc"));
     CHECK(!c->shutdown());
     char buf[8];
@@ -239,12 +267,7 @@ TEST_CASE("net calls from a plain thread block it and work the same") {
   gort::main([] {
     net::Listener ln = listen_local();
     const std::string addr = ln.addr().to_string();
-    gort::WaitGroup served;
-    served.add(1);
-    gort::go([&] {
-      net::accept_loop(ln, echo);
-      served.done();
-    });
+    EchoServer server(ln);
     std::error_code ec;
     std::string back(5, '\0');
     std::thread t([&] {
@@ -259,8 +282,6 @@ TEST_CASE("net calls from a plain thread block it and work the same") {
     gort::syscall([&] { t.join(); });
     CHECK(!ec);
     CHECK(back == "hello");
-    ln.close();
-    served.wait();
   });
 }
 

@@ -102,39 +102,36 @@ std::string kind_name(const Key& k) {
   return "?";
 }
 
-// parse_bytes() accepts "65536", "64K", "64KiB", "1M", "1MiB", "1G", "1GiB".
-bool parse_bytes(std::string_view s, std::int64_t& out) {
+// A unit suffix and what it multiplies by.
+struct Unit {
+  std::string_view name;
+  std::int64_t mul;
+};
+constexpr Unit kByteUnits[] = {{"", 1}, {"B", 1}, {"K", KiB}, {"KiB", KiB}, {"M", MiB}, {"MiB", MiB},
+                               {"G", GiB}, {"GiB", GiB}};
+constexpr Unit kMsUnits[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+
+// parse_units() parses a non-negative integer with one of units' suffixes
+// ("64KiB", "60s"), without overflow.
+template <std::size_t N>
+bool parse_units(std::string_view s, const Unit (&units)[N], std::int64_t& out) {
   std::int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || v < 0) return false;
-  std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
-  std::int64_t mul = 1;
-  if (unit == "" || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KiB") mul = KiB;
-  else if (unit == "M" || unit == "MiB") mul = MiB;
-  else if (unit == "G" || unit == "GiB") mul = GiB;
-  else return false;
-  if (v > INT64_MAX / mul) return false;
-  out = v * mul;
-  return true;
+  const std::string_view suffix(p, static_cast<std::size_t>(s.data() + s.size() - p));
+  for (const Unit& u : units) {
+    if (suffix != u.name) continue;
+    if (v > INT64_MAX / u.mul) return false;
+    out = v * u.mul;
+    return true;
+  }
+  return false;
 }
 
+// parse_bytes() accepts "65536", "64K", "64KiB", "1M", "1MiB", "1G", "1GiB".
+bool parse_bytes(std::string_view s, std::int64_t& out) { return parse_units(s, kByteUnits, out); }
 // parse_duration_ms() accepts "1500", "1500ms", "60s", "2m", "1h".
-bool parse_duration_ms(std::string_view s, std::int64_t& out) {
-  std::int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || v < 0) return false;
-  std::string_view unit(p, static_cast<std::size_t>(s.data() + s.size() - p));
-  std::int64_t mul = 1;
-  if (unit == "" || unit == "ms") mul = 1;
-  else if (unit == "s") mul = 1000;
-  else if (unit == "m") mul = 60'000;
-  else if (unit == "h") mul = 3'600'000;
-  else return false;
-  if (v > INT64_MAX / mul) return false;
-  out = v * mul;
-  return true;
-}
+bool parse_duration_ms(std::string_view s, std::int64_t& out) { return parse_units(s, kMsUnits, out); }
 
 // A value as it came from a source, before checking against its key.
 using Raw = std::variant<std::int64_t, bool, std::string>;

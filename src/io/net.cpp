@@ -76,6 +76,19 @@ Result<std::shared_ptr<FdState>> newfd(int fd, FdState::Kind kind) {
   return st;
 }
 
+// with_port() sets a's port and length from its family.
+Addr with_port(Addr a, int port) {
+  const auto nport = htons(static_cast<std::uint16_t>(port));
+  if (a.ss.ss_family == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = nport;
+    a.len = sizeof(sockaddr_in);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = nport;
+    a.len = sizeof(sockaddr_in6);
+  }
+  return a;
+}
+
 // parse_port() parses a decimal port 0-65535.
 bool parse_port(std::string_view s, int& port) {
   if (s.empty() || s.size() > 5) return false;
@@ -119,28 +132,21 @@ Result<Addr> parse_addr(std::string_view hostport) {
   }
   Addr a;
   std::string h(host);
+  auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+  auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
   if (h.empty()) {
     // ":port": every address, both families where the system allows (Go's ":8080").
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
     s6->sin6_family = AF_INET6;
     s6->sin6_addr = in6addr_any;
-    s6->sin6_port = htons(static_cast<std::uint16_t>(port));
-    a.len = sizeof *s6;
-    return a;
+    return with_port(a, port);
   }
-  auto* s4 = reinterpret_cast<sockaddr_in*>(&a.ss);
   if (inet_pton(AF_INET, h.c_str(), &s4->sin_addr) == 1) {
     s4->sin_family = AF_INET;
-    s4->sin_port = htons(static_cast<std::uint16_t>(port));
-    a.len = sizeof *s4;
-    return a;
+    return with_port(a, port);
   }
-  auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
   if (inet_pton(AF_INET6, h.c_str(), &s6->sin6_addr) == 1) {
     s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons(static_cast<std::uint16_t>(port));
-    a.len = sizeof *s6;
-    return a;
+    return with_port(a, port);
   }
   // A name: resolve it (blocking: inside gort::syscall, so the P moves on).
   addrinfo hints{};
@@ -161,11 +167,8 @@ Result<Addr> parse_addr(std::string_view hostport) {
     }
   }
   std::memcpy(&a.ss, pick->ai_addr, pick->ai_addrlen);
-  a.len = pick->ai_addrlen;
   freeaddrinfo(res);
-  if (a.ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&a.ss)->sin_port = htons(static_cast<std::uint16_t>(port));
-  else reinterpret_cast<sockaddr_in6*>(&a.ss)->sin6_port = htons(static_cast<std::uint16_t>(port));
-  return a;
+  return with_port(a, port);
 }
 
 // ---- Conn ----
