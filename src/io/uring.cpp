@@ -9,12 +9,17 @@
 // next timer deadline, woken by a write to the P's eventfd, whose read is
 // always pending on the ring.
 //
-// Pinning: the operation record (UringOp), its buffers and its timeout live
-// on the parked goroutine's stack or in its objects; it resumes only when the
-// operation's own completion was reaped, so the kernel never writes into
-// memory that has been reused. A deadline is a linked timeout (absolute,
-// CLOCK_MONOTONIC like nanotime): it cancels the operation, whose completion
-// (-ECANCELED) still arrives and is still waited for.
+// Pinning: the operation record (UringOp) and its buffers live on the parked
+// goroutine's stack or in its objects; it resumes only when the operation's
+// own completion was reaped, so the kernel never writes into memory that has
+// been reused.
+//
+// Deadlines: a timer in the P's heap (owner-only: only the M holding the P
+// runs it) that submits IORING_OP_ASYNC_CANCEL for the operation; its
+// completion (-ECANCELED) is still waited for. Not a linked timeout: one of
+// those per read cost 7% of the HTTP server's CPU (hrtimer start and cancel
+// under the timer base's irq lock, a second SQE and CQE), while our timer is
+// a heap push and pop, and deadlines rarely fire.
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -29,6 +34,7 @@
 #include "io/poll.hpp"
 #include "sched/proc.hpp"
 #include "sched/runtime.hpp"
+#include "sched/time.hpp"
 
 namespace gort::rt {
 
@@ -38,8 +44,8 @@ namespace {
 // a P that never idles must still get its I/O going. 32 SQEs cost ~70 ns each
 // in one enter against ~450 ns alone (KERNEL.md), so the batch has paid off.
 constexpr unsigned kSubmitBatch = 32;
-// user_data of completions that carry no operation: the linked timeouts (their
-// operation's own completion says what happened) and the wake-up read.
+// user_data of completions that carry no operation: the deadline cancels
+// (their operation's own completion says what happened) and the wake-up read.
 constexpr std::uint64_t kIgnore = 0;
 constexpr std::uint64_t kWake = 1;
 
@@ -51,13 +57,16 @@ struct UringP {
 
 // One operation in flight, on its goroutine's stack.
 struct UringOp {
-  G* g;
+  G* g = nullptr;
   int res = 0;
   bool done = false;  // written and read only by the P's owner (rule 1)
-  __kernel_timespec ts{};
+  Timer deadline;     // owner-only: see "Deadlines" above
 };
 
 UringP* up(P* p) { return static_cast<UringP*>(p->poller); }
+
+class Uring;
+Uring* be_uring = nullptr;  // for the deadline timers' function
 
 class Uring final : public Backend {
  public:
@@ -192,35 +201,22 @@ class Uring final : public Backend {
 
   long op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) override {
     P* p = getm()->p;
-    UringP* u = up(p);
-    G* gp = getgp();
-    UringOp op{gp};
-    // The operation and its linked timeout must go out in one submission.
-    // Ring full: submit and retry, never drop (with SQPOLL the kernel thread
-    // frees the slots: wait for it).
-    while (io_uring_sq_space_left(&u->ring) < 2) {
-      flush(p);
-      if (io_uring_sq_space_left(&u->ring) < 2) io_uring_sqring_wait(&u->ring);
-    }
-    io_uring_sqe* sqe = io_uring_get_sqe(&u->ring);
+    UringOp op;
+    op.g = getgp();
+    io_uring_sqe* sqe = get_sqe(p);
     prep(sqe, fd.fd, a);
     io_uring_sqe_set_data(sqe, &op);
-    unsigned queued = 1;
-    if (deadline != 0) {
-      sqe->flags |= IOSQE_IO_LINK;
-      op.ts.tv_sec = deadline / 1'000'000'000;
-      op.ts.tv_nsec = deadline % 1'000'000'000;
-      io_uring_sqe* t = io_uring_get_sqe(&u->ring);
-      io_uring_prep_link_timeout(t, &op.ts, IORING_TIMEOUT_ABS);
-      io_uring_sqe_set_data64(t, kIgnore);
-      queued++;
-    }
     p->io_inflight++;
-    p->io_unsubmitted += queued;
-    // The kernel reads op.ts at submission, and op stays on our parked stack
-    // until the completion, so a deadline may wait for the batch like the rest.
-    if (p->io_unsubmitted >= kSubmitBatch) flush(p);
+    if (++p->io_unsubmitted >= kSubmitBatch) flush(p);
+    if (deadline != 0) {
+      op.deadline.when = deadline;
+      op.deadline.f = cancel_op;
+      op.deadline.arg = &op;
+      op.deadline.owneronly = true;
+      addtimer(&op.deadline);  // on p: we run on it
+    }
     gopark([](G*, void* arg) { return !static_cast<UringOp*>(arg)->done; }, &op, "IO wait");
+    if (deadline != 0) deltimer(&op.deadline);
     if (op.res == -ECANCELED && deadline != 0) return -ETIMEDOUT;
     return op.res;
   }
@@ -231,18 +227,41 @@ class Uring final : public Backend {
   int socket_flags() const override { return 0; }
 
  private:
-  // arm_wake() keeps a read of the eventfd pending: netpollbreak's write
-  // completes it, which ends the owner's io_uring_enter wait.
-  void arm_wake(P* p) {
+  // get_sqe() returns a free SQE of p's ring. Ring full: submit and retry,
+  // never drop (with SQPOLL the kernel thread frees the slots: wait for it).
+  io_uring_sqe* get_sqe(P* p) {
     UringP* u = up(p);
     io_uring_sqe* sqe;
     while ((sqe = io_uring_get_sqe(&u->ring)) == nullptr) {
       flush(p);
       if (io_uring_sq_space_left(&u->ring) == 0) io_uring_sqring_wait(&u->ring);
     }
+    return sqe;
+  }
+
+  // arm_wake() keeps a read of the eventfd pending: netpollbreak's write
+  // completes it, which ends the owner's io_uring_enter wait.
+  void arm_wake(P* p) {
+    UringP* u = up(p);
+    io_uring_sqe* sqe = get_sqe(p);
     io_uring_prep_read(sqe, u->efd, &u->efdbuf, sizeof u->efdbuf, 0);
     io_uring_sqe_set_data64(sqe, kWake);
     p->io_unsubmitted++;
+  }
+
+  // cancel_op() is a deadline timer's function, run by the M holding the
+  // operation's P (owneronly): it cancels the operation by its user_data. The
+  // operation may have completed meanwhile (the cancel then finds nothing); a
+  // later operation at the same address is queued after this cancel, so it
+  // cannot be the one cancelled. Submitted at once: the deadline has passed.
+  static void cancel_op(void* op) {
+    P* p = getm()->p;
+    Uring* self = be_uring;
+    io_uring_sqe* sqe = self->get_sqe(p);
+    io_uring_prep_cancel(sqe, op, 0);
+    io_uring_sqe_set_data64(sqe, kIgnore);
+    p->io_unsubmitted++;
+    self->flush(p);
   }
 
   static void prep(io_uring_sqe* sqe, int fd, const OpArgs& a) {
@@ -274,6 +293,10 @@ class Uring final : public Backend {
 
 }  // namespace
 
-Backend* make_uring_backend() { return new Uring; }
+Backend* make_uring_backend() {
+  auto* u = new Uring;
+  be_uring = u;
+  return u;
+}
 
 }  // namespace gort::rt

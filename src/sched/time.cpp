@@ -112,9 +112,12 @@ bool deltimer(Timer* t) {
 void checktimers(P* p, std::int64_t now) {
   std::int64_t w = p->timer0when.load(std::memory_order_relaxed);
   if (w == 0 || w > now) return;
+  const M* m = getm();
+  const bool owner = m != nullptr && m->p == p;
   p->timerslock.lock();
   while (!p->timers.empty() && p->timers[0]->when <= now) {
     Timer* t = p->timers[0];
+    if (t->owneronly && !owner) break;  // its P's M will run it (and the rest)
     heap_remove(p, t);
     if (t->period > 0) {
       t->when += t->period * ((now - t->when) / t->period + 1);

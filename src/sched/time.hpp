@@ -15,6 +15,9 @@ struct Timer {
   // f runs on an M with a P, with no runtime lock held. It must not block.
   void (*f)(void* arg) = nullptr;
   void* arg = nullptr;
+  // Only the M holding the P whose heap has the timer may run it (io_uring
+  // deadlines act on that P's ring); other Ms' checktimers stop at it.
+  bool owneronly = false;
   // In a heap: its P and index, under that P's timerslock.
   std::atomic<P*> pp{nullptr};
   int index = -1;
