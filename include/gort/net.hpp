@@ -53,7 +53,8 @@ class Conn {
   Conn& operator=(Conn&&) noexcept = default;
   ~Conn();
 
-  // read() reads at least one byte into buf (or returns Errc::eof at the end).
+  // read() reads at least one byte into buf (or returns Errc::eof at the end);
+  // an empty buf returns {0, {}} at once.
   IoResult read(std::span<std::byte> buf);
   IoResult read(std::span<char> buf) { return read(std::as_writable_bytes(buf)); }
   // read_full() reads exactly buf.size() bytes; Errc::unexpected_eof if the
@@ -105,8 +106,9 @@ class Listener {
   Listener& operator=(Listener&&) noexcept = default;
   ~Listener();
 
-  // accept() waits for the next connection. EMFILE/ENFILE are returned as
-  // errors (serve() backs off and retries); after close(), Errc::closed.
+  // accept() waits for the next connection, which gets TCP_NODELAY (as in
+  // Go). EMFILE/ENFILE are returned as errors (accept_loop backs off and
+  // retries); after close(), Errc::closed.
   Result<Conn> accept();
   // close() stops listening and wakes a blocked accept() with Errc::closed.
   std::error_code close();

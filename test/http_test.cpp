@@ -1,0 +1,594 @@
+// The example servers (examples/): the HTTP parser through http::Session on a
+// table of ordinary and hostile requests, fed whole and in pieces; the same
+// table over real connections to http::serve_conn; pipelining, a byte-by-byte
+// sender and the idle timeout; the echo handler under 1,000 connections.
+//
+// Inside goroutines nothing that blocks runs inside a doctest macro: values
+// are computed first, then checked. CHECK_MESSAGE (like INFO) pushes a context
+// on a thread_local stack and pops it at the end of the statement, and a
+// goroutine that blocked in between may have changed threads.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "echo/echo.hpp"
+#include "gort/gort.hpp"
+#include "gort/net.hpp"
+#include "http/chunked.hpp"
+#include "http/http.hpp"
+#include "http/response.hpp"
+
+using namespace std::chrono_literals;
+using namespace std::string_literals;
+
+namespace {
+
+constexpr std::size_t kMaxHeader = 4096;
+
+// Want is one expected response: its status, and whether it answers HEAD (no body).
+struct Want {
+  int status;
+  bool head = false;
+};
+
+// Case is one entry of the table: bytes a client sends, the responses it
+// must get, and whether the server must then close the connection.
+struct Case {
+  std::string name;
+  std::string input;
+  std::vector<Want> want;
+  bool closes;
+};
+
+const std::string kHost = "Host: a\r\n";
+
+std::vector<Case> table() {
+  const std::string get = "GET / HTTP/1.1\r\n" + kHost + "\r\n";
+  const std::string chunked = "GET / HTTP/1.1\r\n" + kHost + "Transfer-Encoding: chunked\r\n\r\n";
+  std::string many_fields = "GET / HTTP/1.1\r\n" + kHost;
+  for (int i = 0; i < 600; i++) many_fields += "X-A: b\r\n";
+  many_fields += "\r\n";
+  std::string crlfs;
+  for (int i = 0; i < 3000; i++) crlfs += "\r\n";
+  return {
+      // Well-formed.
+      {"GET /", get, {{200}}, false},
+      {"HEAD /", "HEAD / HTTP/1.1\r\n" + kHost + "\r\n", {{200, true}}, false},
+      {"GET other path", "GET /nope HTTP/1.1\r\n" + kHost + "\r\n", {{404}}, false},
+      {"HEAD other path", "HEAD /nope HTTP/1.1\r\n" + kHost + "\r\n", {{404, true}}, false},
+      {"query ignored", "GET /?q=1 HTTP/1.1\r\n" + kHost + "\r\n", {{200}}, false},
+      {"absolute-form", "GET http://a/ HTTP/1.1\r\n" + kHost + "\r\n", {{200}}, false},
+      {"absolute-form without path", "GET HTTP://a HTTP/1.1\r\n" + kHost + "\r\n", {{200}}, false},
+      {"HTTP/1.0 closes", "GET / HTTP/1.0\r\n\r\n", {{200}}, true},
+      {"HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", {{200}}, false},
+      {"Connection: close", "GET / HTTP/1.1\r\n" + kHost + "Connection: close\r\n\r\n", {{200}}, true},
+      {"Connection list with close", "GET / HTTP/1.1\r\n" + kHost + "Connection: keep-alive, CLOSE\r\n\r\n",
+       {{200}}, true},
+      {"HTTP/1.9 answered as 1.1", "GET / HTTP/1.9\r\n" + kHost + "\r\n", {{200}}, false},
+      {"bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n", {{200}}, false},
+      {"empty lines before the request", "\r\n\r\n" + get, {{200}}, false},
+      {"field name case and OWS", "GET / HTTP/1.1\r\nhOsT:\t a \t\r\nX-Empty:\r\n\r\n", {{200}}, false},
+      {"obs-text in a value", "GET / HTTP/1.1\r\n" + kHost + "X-A: caf\xc3\xa9\r\n\r\n", {{200}}, false},
+      {"pipelined", get + "HEAD / HTTP/1.1\r\n" + kHost + "\r\nGET /x HTTP/1.1\r\n" + kHost + "\r\n" + get,
+       {{200}, {200, true}, {404}, {200}}, false},
+      // Other methods.
+      {"POST with body", "POST / HTTP/1.1\r\n" + kHost + "Content-Length: 5\r\n\r\nhello" + get, {{405}, {200}},
+       false},
+      {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" + kHost + "\r\n", {{405}}, false},
+      {"unknown method", "BREW / HTTP/1.1\r\n" + kHost + "\r\n", {{501}}, false},
+      {"lowercase method", "get / HTTP/1.1\r\n" + kHost + "\r\n", {{501}}, false},
+      {"Expect: 100-continue", "PUT / HTTP/1.1\r\n" + kHost + "Expect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+       {{100}, {405}}, false},
+      // Bodies.
+      {"GET with Content-Length body", "GET / HTTP/1.1\r\n" + kHost + "Content-Length: 5\r\n\r\nhelloGET /x HTTP/1.1\r\n" +
+       kHost + "\r\n", {{200}, {404}}, false},
+      {"repeated equal Content-Length", "GET / HTTP/1.1\r\n" + kHost + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+       {{200}}, false},
+      {"chunked body", chunked + "5\r\nhello\r\n0\r\n\r\n" + get, {{200}, {200}}, false},
+      {"chunked with extensions and trailers", chunked + "5;a=b ; c\r\nhello\r\nA\r\n0123456789\r\n0;z\r\nX-T: v\r\n\r\n",
+       {{200}}, false},
+      {"chunked, then pipelined 404", chunked + "3\r\nabc\r\n0\r\n\r\nGET /x HTTP/1.1\r\n" + kHost + "\r\n",
+       {{200}, {404}}, false},
+      // Malformed request lines.
+      {"no version (HTTP/0.9)", "GET /\r\n\r\n", {{400}}, true},
+      {"two spaces", "GET  / HTTP/1.1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"tab separator", "GET\t/ HTTP/1.1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"trailing garbage", "GET / HTTP/1.1 x\r\n" + kHost + "\r\n", {{400}}, true},
+      {"lowercase version", "GET / http/1.1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"version without minor", "GET / HTTP/1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"HTTP/2.0", "GET / HTTP/2.0\r\n" + kHost + "\r\n", {{505}}, true},
+      {"NUL in method", "GE\0T / HTTP/1.1\r\n"s + kHost + "\r\n", {{400}}, true},
+      {"NUL in target", "GET /\0 HTTP/1.1\r\n"s + kHost + "\r\n", {{400}}, true},
+      {"non-ASCII target", "GET /\xff HTTP/1.1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"target not origin-form", "GET foo HTTP/1.1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"asterisk target on GET", "GET * HTTP/1.1\r\n" + kHost + "\r\n", {{400}}, true},
+      {"bare CR", "GET / HTTP/1.1\rHost: a\r\n\r\n", {{400}}, true},
+      {"binary garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"s, {{400}}, true},
+      // Malformed header fields.
+      {"missing Host", "GET / HTTP/1.1\r\n\r\n", {{400}}, true},
+      {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {{400}}, true},
+      {"bad Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", {{400}}, true},
+      {"field without colon", "GET / HTTP/1.1\r\n" + kHost + "NoColon\r\n\r\n", {{400}}, true},
+      {"space before colon", "GET / HTTP/1.1\r\n" + kHost + "X-A : b\r\n\r\n", {{400}}, true},
+      {"empty field name", "GET / HTTP/1.1\r\n" + kHost + ": b\r\n\r\n", {{400}}, true},
+      {"bad byte in field name", "GET / HTTP/1.1\r\n" + kHost + "X(A: b\r\n\r\n", {{400}}, true},
+      {"obs-fold", "GET / HTTP/1.1\r\n" + kHost + "X-A: b\r\n c\r\n\r\n", {{400}}, true},
+      {"NUL in value", "GET / HTTP/1.1\r\n"s + kHost + "X-A: b\0c\r\n\r\n"s, {{400}}, true},
+      {"DEL in value", "GET / HTTP/1.1\r\n" + kHost + "X-A: b\x7f\r\n\r\n", {{400}}, true},
+      {"HEAD with a bad field", "HEAD / HTTP/1.1\r\n" + kHost + "X-A : b\r\n\r\n", {{400, true}}, true},
+      // Malformed framing.
+      {"Content-Length not a number", "POST / HTTP/1.1\r\n" + kHost + "Content-Length: abc\r\n\r\n", {{400}}, true},
+      {"negative Content-Length", "POST / HTTP/1.1\r\n" + kHost + "Content-Length: -1\r\n\r\n", {{400}}, true},
+      {"empty Content-Length", "POST / HTTP/1.1\r\n" + kHost + "Content-Length:\r\n\r\n", {{400}}, true},
+      {"Content-Length list", "POST / HTTP/1.1\r\n" + kHost + "Content-Length: 3, 3\r\n\r\nabc", {{400}}, true},
+      {"conflicting Content-Length", "POST / HTTP/1.1\r\n" + kHost + "Content-Length: 3\r\nContent-Length: 4\r\n\r\n",
+       {{400}}, true},
+      {"overflowing Content-Length", "POST / HTTP/1.1\r\n" + kHost + "Content-Length: 99999999999999999999\r\n\r\n",
+       {{400}}, true},
+      {"Content-Length and Transfer-Encoding",
+       "POST / HTTP/1.1\r\n" + kHost + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", {{400}}, true},
+      {"unsupported Transfer-Encoding", "POST / HTTP/1.1\r\n" + kHost + "Transfer-Encoding: gzip\r\n\r\n", {{501}}, true},
+      {"Transfer-Encoding list", "POST / HTTP/1.1\r\n" + kHost + "Transfer-Encoding: gzip, chunked\r\n\r\n", {{501}},
+       true},
+      {"two Transfer-Encodings", "POST / HTTP/1.1\r\n" + kHost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+       {{501}}, true},
+      {"Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", {{400}}, true},
+      {"chunk size not hex", chunked + "zz\r\nhello\r\n0\r\n\r\n", {{400}}, true},
+      {"chunk size empty", chunked + "\r\n\r\n", {{400}}, true},
+      {"chunk size 0x prefix", chunked + "0x5\r\nhello\r\n0\r\n\r\n", {{400}}, true},
+      {"chunk size overflow", chunked + "1000000000000000\r\n", {{400}}, true},
+      {"chunk data longer than its size", chunked + "5\r\nhelloXX\r\n0\r\n\r\n", {{400}}, true},
+      {"chunked with bare LF", chunked + "5\nhello\n0\n\n", {{400}}, true},
+      {"bad trailer", chunked + "0\r\nBad Trailer\r\n\r\n", {{400}}, true},
+      {"control byte in a chunk extension", chunked + "5;\x01\r\nhello\r\n0\r\n\r\n", {{400}}, true},
+      // Over http.max_header_bytes.
+      {"huge field", "GET / HTTP/1.1\r\n" + kHost + "X-Big: " + std::string(5000, 'a') + "\r\n\r\n", {{431}}, true},
+      {"many fields", many_fields, {{431}}, true},
+      {"overlong URI", "GET /" + std::string(5000, 'a') + " HTTP/1.1\r\n" + kHost + "\r\n", {{431}}, true},
+      {"endless empty lines", crlfs, {{431}}, true},
+      {"huge trailers", chunked + "0\r\nX-T: " + std::string(5000, 'a') + "\r\n\r\n", {{431}}, true},
+      // Nothing after a fatal error is answered.
+      {"request after a 400", "GET / HTTP/1.1\r\n\r\n" + get, {{400}}, true},
+  };
+}
+
+// Parsed is a response found at the front of a buffer: status, size in bytes,
+// and whether it said "Connection: close".
+struct Parsed {
+  int status;
+  std::size_t size;
+  bool close;
+};
+
+// parse_response() finds the response at the front of buf; nullopt while it
+// is incomplete. head: it answers HEAD, so it has no body.
+std::optional<Parsed> parse_response(std::string_view buf, bool head) {
+  const std::size_t end = buf.find("\r\n\r\n");
+  if (end == std::string_view::npos) return std::nullopt;
+  const std::string_view h = buf.substr(0, end + 2);
+  if (!h.starts_with("HTTP/1.1 ") || h.size() < 12) return Parsed{-1, buf.size(), true};
+  const int status = std::stoi(std::string(h.substr(9, 3)));
+  std::size_t length = 0;
+  if (const std::size_t cl = h.find("\r\nContent-Length: "); cl != std::string_view::npos) {
+    length = std::stoul(std::string(h.substr(cl + 18)));
+  }
+  const std::size_t size = end + 4 + (head || status < 200 ? 0 : length);
+  if (buf.size() < size) return std::nullopt;
+  return Parsed{status, size, h.find("\r\nConnection: close\r\n") != std::string_view::npos};
+}
+
+// statuses() splits a Session's output into responses, expecting HEAD answers where want says.
+std::vector<int> statuses(std::string_view out, const std::vector<Want>& want) {
+  std::vector<int> got;
+  while (!out.empty()) {
+    const bool head = got.size() < want.size() && want[got.size()].head;
+    const std::optional<Parsed> p = parse_response(out, head);
+    if (!p) {
+      got.push_back(-2);  // a truncated response
+      break;
+    }
+    got.push_back(p->status);
+    out.remove_prefix(p->size);
+  }
+  return got;
+}
+
+std::vector<int> want_statuses(const Case& c) {
+  std::vector<int> v;
+  for (const Want& w : c.want) v.push_back(w.status);
+  return v;
+}
+
+// Fed is what a Session made of an input.
+struct Fed {
+  std::string out;
+  bool closing = false;
+  std::size_t left = 0;  // bytes of input not consumed
+};
+
+// feed() runs a new Session over input delivered step bytes at a time, as
+// serve_conn does: unconsumed bytes are offered again with the next piece.
+Fed feed(std::string_view input, std::size_t step) {
+  http::Session s(kMaxHeader);
+  Fed f;
+  std::string pending;
+  std::string out;
+  for (std::size_t i = 0; i < input.size() && !s.closing(); i += step) {
+    pending.append(input.substr(i, step));
+    for (;;) {
+      const std::size_t n = s.feed(pending, out);
+      pending.erase(0, n);
+      f.out += out;
+      out.clear();
+      if (n == 0 || pending.empty() || s.closing()) break;
+    }
+  }
+  f.closing = s.closing();
+  f.left = pending.size();
+  return f;
+}
+
+// ---- over TCP ----
+
+const gort::HttpSettings kSettings{.max_header_bytes = kMaxHeader, .idle_timeout = 600s};
+const gort::HttpSettings kIdleSettings{.max_header_bytes = kMaxHeader, .idle_timeout = 20ms};
+
+// The handlers are functions: accept_loop's goroutines call them by
+// reference, possibly after the loop has ended.
+void serve_http(gort::net::Conn c) { http::serve_conn(std::move(c), kSettings); }
+void serve_http_idle(gort::net::Conn c) { http::serve_conn(std::move(c), kIdleSettings); }
+
+// Server accepts on 127.0.0.1:<any port> in a goroutine until destroyed.
+// Construct and destroy it in a goroutine.
+class Server {
+ public:
+  explicit Server(void (&handler)(gort::net::Conn)) {
+    gort::Result<gort::net::Listener> ln = gort::net::listen("127.0.0.1:0");
+    REQUIRE(ln);
+    ln_ = std::move(*ln);
+    addr_ = ln_.addr().to_string();
+    gort::go([this, &handler] {
+      gort::net::accept_loop(ln_, handler);
+      done_.send(0);
+    });
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server() {
+    ln_.close();
+    done_.recv();
+  }
+  const std::string& addr() const { return addr_; }
+
+ private:
+  gort::net::Listener ln_;
+  std::string addr_;
+  gort::Chan<int> done_{1};
+};
+
+// Client is a test connection that reads whole responses.
+class Client {
+ public:
+  explicit Client(const std::string& addr) {
+    gort::Result<gort::net::Conn> c = gort::net::dial(addr);
+    REQUIRE(c);
+    conn_ = std::move(*c);
+    // Only to turn a server that never answers into a failure instead of a hang.
+    conn_.set_read_deadline(gort::net::Clock::now() + 60s);
+  }
+  // send() writes s; false if the write failed.
+  bool send(std::string_view s) { return static_cast<bool>(conn_.write_all(s)); }
+  // next() reads the next response and returns its status; 0 if the stream
+  // ended (or failed) first.
+  int next(bool head = false) {
+    for (;;) {
+      if (const std::optional<Parsed> p = parse_response(buf_, head)) {
+        buf_.erase(0, p->size);
+        return p->status;
+      }
+      char tmp[4096];
+      const gort::IoResult r = conn_.read(std::span<char>(tmp));
+      if (!r) return 0;
+      buf_.append(tmp, r.n);
+    }
+  }
+  // closed() is true when the server closes the connection with nothing more to say.
+  bool closed() {
+    if (!buf_.empty()) return false;
+    char tmp[256];
+    const gort::IoResult r = conn_.read(std::span<char>(tmp));
+    return !r && r.ec != std::errc::timed_out;
+  }
+
+ private:
+  gort::net::Conn conn_;
+  std::string buf_;
+};
+
+const std::string kGet = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+}  // namespace
+
+// ---- Session, without I/O ----
+
+TEST_CASE("parser: the table, fed whole and in pieces") {
+  const std::vector<Case> cases = table();
+  CHECK(cases.size() >= 25);
+  for (const Case& c : cases) {
+    for (std::size_t step : {c.input.size(), std::size_t{1}, std::size_t{7}}) {
+      const Fed f = feed(c.input, step);
+      CHECK_MESSAGE(statuses(f.out, c.want) == want_statuses(c), c.name, " step ", step);
+      CHECK_MESSAGE(f.closing == c.closes, c.name, " step ", step);
+      if (!c.closes) CHECK_MESSAGE(f.left == 0, c.name, " step ", step);
+    }
+  }
+}
+
+// without_dates() blanks the Date values, which differ between runs a second apart.
+std::string without_dates(std::string out) {
+  for (std::size_t i = out.find("\r\nDate: "); i != std::string::npos; i = out.find("\r\nDate: ", i + 1)) {
+    out.replace(i + 8, http::kDateSize, http::kDateSize, 'x');
+  }
+  return out;
+}
+
+TEST_CASE("parser: mutated requests get the same answers however they are split") {
+  // Table inputs with bytes replaced, inserted, deleted or truncated, from a
+  // fixed seed: the Session must not crash (the ASan build checks memory),
+  // and its answers must not depend on how the input arrives.
+  const std::vector<Case> cases = table();
+  std::mt19937 rng(12345);
+  constexpr char kBytes[] = {'\r', '\n', ' ', '\t', ':', ';', '\0', '0', 'a', 'F', '/', ',', '\x7f', '\xff'};
+  for (int iter = 0; iter < 20'000; iter++) {
+    std::string in = cases[rng() % cases.size()].input;
+    for (int k = 1 + static_cast<int>(rng() % 3); k > 0 && !in.empty(); k--) {
+      const std::size_t at = rng() % in.size();
+      const char b = kBytes[rng() % sizeof kBytes];
+      switch (rng() % 4) {
+        case 0: in[at] = b; break;
+        case 1: in.insert(at, 1, b); break;
+        case 2: in.erase(at, 1); break;
+        default: in.resize(at); break;
+      }
+    }
+    const Fed whole = feed(in, in.size() + 1);
+    const std::string want = without_dates(whole.out);
+    for (std::size_t step : {std::size_t{1}, std::size_t{7}}) {
+      const Fed f = feed(in, step);
+      if (without_dates(f.out) != want || f.closing != whole.closing || (!f.closing && f.left != whole.left)) {
+        FAIL_CHECK("split ", step, " changes the answer to ", doctest::toString(in));
+      }
+    }
+  }
+}
+
+TEST_CASE("parser: the hello response, for GET and HEAD") {
+  constexpr std::string_view prefix = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nDate: ";
+  constexpr std::size_t head = prefix.size() + http::kDateSize + 4;
+  Fed f = feed(kGet, kGet.size());
+  CHECK(f.out.size() == head + 13);
+  CHECK(f.out.starts_with(prefix));
+  CHECK(f.out.substr(head - 4) == "\r\n\r\nHello, World!");
+  f = feed("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", 100);
+  CHECK(f.out.size() == head);
+  CHECK(f.out.starts_with(prefix));
+}
+
+TEST_CASE("parser: Connection headers of the answers") {
+  Fed f = feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 100);
+  CHECK(f.out.find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+  f = feed("GET / HTTP/1.0\r\n\r\n", 100);
+  CHECK(f.out.find("\r\nConnection: close\r\n") != std::string::npos);
+  f = feed("GET / HTTP/1.1\r\n\r\n", 100);
+  CHECK(f.out.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+  CHECK(f.out.find("\r\nConnection: close\r\n") != std::string::npos);
+  f = feed("POST / HTTP/1.1\r\nHost: a\r\n\r\n", 100);
+  CHECK(f.out.find("\r\nAllow: GET, HEAD\r\n") != std::string::npos);
+  CHECK(f.out.find("Connection:") == std::string::npos);
+}
+
+TEST_CASE("parser: max_header_bytes is exact") {
+  // A head of exactly kMaxHeader bytes, then one byte more.
+  const std::string start = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+  const std::string fit = start + std::string(kMaxHeader - start.size() - 4, 'a') + "\r\n\r\n";
+  REQUIRE(fit.size() == kMaxHeader);
+  CHECK(statuses(feed(fit, fit.size()).out, {}) == std::vector<int>{200});
+  CHECK(statuses(feed(fit, 1).out, {}) == std::vector<int>{200});
+  const std::string over = start + std::string(kMaxHeader - start.size() - 3, 'a') + "\r\n\r\n";
+  CHECK(statuses(feed(over, over.size()).out, {}) == std::vector<int>{431});
+  CHECK(statuses(feed(over, 1).out, {}) == std::vector<int>{431});
+}
+
+TEST_CASE("parser: pipelined answers stop at kOutFlush and resume in order") {
+  std::string in;
+  constexpr int kRequests = 3000;
+  for (int i = 0; i < kRequests; i++) in += i % 2 == 0 ? kGet : "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+  http::Session s(kMaxHeader);
+  std::string out;
+  std::string_view rest = in;
+  std::vector<int> got;
+  while (!rest.empty()) {
+    const std::size_t n = s.feed(rest, out);
+    REQUIRE(n > 0);
+    CHECK(out.size() < http::Session::kOutFlush + 1024);
+    rest.remove_prefix(n);
+    for (int st : statuses(out, {})) got.push_back(st);
+    out.clear();
+  }
+  REQUIRE(got.size() == kRequests);
+  for (int i = 0; i < kRequests; i++) CHECK(got[static_cast<std::size_t>(i)] == (i % 2 == 0 ? 200 : 404));
+}
+
+TEST_CASE("parser: a long Content-Length body arrives in many pieces") {
+  const std::string body(100'000, 'b');
+  const std::string in = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" + body + kGet;
+  for (std::size_t step : {std::size_t{1}, std::size_t{4096}, in.size()}) {
+    CHECK(statuses(feed(in, step).out, {}) == std::vector<int>{405, 200});
+  }
+}
+
+TEST_CASE("chunked decoder: a chunk split anywhere, trailers bounded") {
+  const std::string body = "4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nA: b\r\n\r\n";
+  for (std::size_t split = 0; split <= body.size(); split++) {
+    http::ChunkedDecoder d(100);
+    std::size_t used = 0;
+    http::ChunkedDecoder::Result r = d.consume(std::string_view(body).substr(0, split), &used);
+    if (r == http::ChunkedDecoder::Result::more) r = d.consume(std::string_view(body).substr(split), &used);
+    CHECK(r == http::ChunkedDecoder::Result::done);
+    CHECK(used == body.size());
+  }
+  http::ChunkedDecoder d(10);
+  std::size_t used = 0;
+  CHECK(d.consume("0\r\nX-Long: 0123456789\r\n\r\n", &used) == http::ChunkedDecoder::Result::error);
+  CHECK(d.status() == http::Status::header_too_large);
+}
+
+TEST_CASE("format_date is an IMF-fixdate") {
+  char buf[http::kDateSize];
+  http::format_date(784111777, buf);
+  CHECK(std::string_view(buf, sizeof buf) == "Sun, 06 Nov 1994 08:49:37 GMT");
+  http::format_date(951782400, buf);  // a leap day
+  CHECK(std::string_view(buf, sizeof buf) == "Tue, 29 Feb 2000 00:00:00 GMT");
+}
+
+// ---- serve_conn over TCP ----
+
+TEST_CASE("server: the table over TCP, then the connection closes or still serves") {
+  gort::main([] {
+    Server server(serve_http);
+    for (const Case& c : table()) {
+      Client client(server.addr());
+      const bool sent = client.send(c.input);
+      CHECK_MESSAGE(sent, c.name);
+      std::vector<int> got;
+      for (const Want& w : c.want) got.push_back(client.next(w.head));
+      CHECK_MESSAGE(got == want_statuses(c), c.name);
+      if (c.closes) {
+        const bool closed = client.closed();
+        CHECK_MESSAGE(closed, c.name);
+      } else {
+        const int again = client.send(kGet) ? client.next() : -1;
+        CHECK_MESSAGE(again == 200, c.name);
+      }
+    }
+  });
+}
+
+TEST_CASE("server: pipelined requests are answered in order") {
+  gort::main([] {
+    Server server(serve_http);
+    // Requests of each kind, sent by another goroutine while this one reads, so
+    // neither side's socket buffer has to hold everything.
+    constexpr int kRequests = 5000;
+    std::string in;
+    std::vector<Want> want;
+    for (int i = 0; i < kRequests; i++) {
+      switch (i % 4) {
+        case 0:
+          in += kGet;
+          want.push_back({200});
+          break;
+        case 1:
+          in += "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: a\r\n\r\n";
+          want.push_back({404});
+          break;
+        case 2:
+          in += "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+          want.push_back({200, true});
+          break;
+        default:
+          in += "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+          want.push_back({405});
+          break;
+      }
+    }
+    Client client(server.addr());
+    gort::WaitGroup wg;
+    wg.add(1);
+    std::atomic<bool> sent{false};
+    gort::go([&] {
+      sent.store(client.send(in));
+      wg.done();
+    });
+    int in_order = 0;
+    for (const Want& w : want) {
+      if (client.next(w.head) != w.status) break;
+      in_order++;
+    }
+    wg.wait();
+    CHECK(sent.load());
+    CHECK(in_order == kRequests);
+  });
+}
+
+TEST_CASE("server: a byte-by-byte sender gets its answers") {
+  gort::main([] {
+    Server server(serve_http);
+    Client client(server.addr());
+    const std::string in = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc" +
+                           "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"s + kGet;
+    bool sent = true;
+    for (char c : in) {
+      sent = sent && client.send(std::string_view(&c, 1));
+      gort::sleep(100us);  // so that the server sees the bytes in separate reads
+    }
+    CHECK(sent);
+    std::vector<int> got;
+    for (int i = 0; i < 3; i++) got.push_back(client.next());
+    got.push_back(client.send(kGet) ? client.next() : -1);
+    CHECK(got == std::vector<int>{405, 200, 200, 200});
+  });
+}
+
+TEST_CASE("server: idle connections are closed") {
+  gort::main([] {
+    Server server(serve_http_idle);
+    Client silent(server.addr());
+    const bool silent_closed = silent.closed();
+    CHECK(silent_closed);
+    Client after_request(server.addr());
+    const int answer = after_request.send(kGet) ? after_request.next() : -1;
+    const bool after_closed = after_request.closed();
+    CHECK(answer == 200);
+    CHECK(after_closed);
+    Client partial(server.addr());
+    const int none = partial.send("GET / HTTP/1.1\r\nHo") ? partial.next() : -1;
+    CHECK(none == 0);  // closed without an answer
+  });
+}
+
+// ---- echo ----
+
+TEST_CASE("echo: 1,000 concurrent connections each get their bytes back") {
+  gort::main([] {
+    Server server(echo::serve_conn);
+    constexpr int kConns = 1000;
+    constexpr std::size_t kBytes = 4096;
+    constexpr int kRounds = 3;
+    gort::WaitGroup wg;
+    std::atomic<int> ok{0};
+    wg.add(kConns);
+    for (int i = 0; i < kConns; i++) {
+      gort::go([&, i] {
+        std::string out(kBytes, '\0');
+        for (std::size_t j = 0; j < kBytes; j++) out[j] = static_cast<char>('a' + (i + j) % 26);
+        std::string back(kBytes, '\0');
+        gort::Result<gort::net::Conn> c = gort::net::dial(server.addr());
+        bool good = static_cast<bool>(c);
+        for (int r = 0; good && r < kRounds; r++) {
+          good = c->write_all(out) && c->read_full(std::span<char>(back)) && back == out;
+        }
+        if (good) ok.fetch_add(1);
+        wg.done();
+      });
+    }
+    wg.wait();
+    CHECK(ok.load() == kConns);
+  });
+}
