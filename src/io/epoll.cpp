@@ -120,6 +120,8 @@ class Epoll final : public Backend {
     }
   }
 
+  bool pending(P*) const override { return nwait_.load(std::memory_order_relaxed) != 0; }
+
   void wake(P* p) override {
     const std::uint64_t one = 1;
     if (::write(static_cast<EpollP*>(p->poller)->efd, &one, sizeof one) < 0 && errno != EAGAIN) {

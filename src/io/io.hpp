@@ -45,6 +45,7 @@ class Backend {
   virtual void flush(P* p) = 0;
   virtual void wait(P* p, std::int64_t until) = 0;
   virtual void wake(P* p) = 0;
+  virtual bool pending(P* p) const = 0;
   // op() runs a for the calling goroutine, which holds a P.
   virtual long op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) = 0;
   // register_fd() prepares a new descriptor (non-blocking mode, epoll

@@ -65,6 +65,7 @@ int netpoll(P* p) { return be->netpoll(p); }
 void netpollflush(P* p) { be->flush(p); }
 void netpollwait(P* p, std::int64_t until) { be->wait(p, until); }
 void netpollbreak(P* p) { be->wake(p); }
+bool netpollpending(P* p) { return be->pending(p); }
 
 void netpollready(G* gp) { goready(gp); }
 

@@ -4,8 +4,9 @@
 // Rules (the io layer keeps them; proc.cpp relies on them):
 //  1. Only the M holding a P touches its poller's submission and completion
 //     queues (netpoll, netpollflush, the ops' SQE preparation).
-//  2. An idle P with a poller is not put on sched.pidle: its M keeps it and
-//     sleeps in netpollwait without holding it ("netwait", P::innetwait).
+//  2. An idle P whose poller has I/O pending (netpollpending) is not put on
+//     sched.pidle: its M keeps it and sleeps in netpollwait without holding
+//     it ("netwait", P::innetwait).
 //     Whoever wants that P (startm) takes it off sched.pnetwait and wakes that
 //     M with netpollbreak; the M then runs the P again. Nobody else acquires
 //     it, so that M may still submit its queued operations as it goes to sleep.
@@ -32,6 +33,12 @@ void netpollflush(P* p);
 // completion or an event, a netpollbreak, or the deadline (nanotime; 0: none).
 // The caller released p to the netwait list (rule 2).
 void netpollwait(P* p, std::int64_t until);
+// netpollpending() is true when p's poller has operations in flight that a
+// sleeping M must watch (io_uring: p's own; epoll: any goroutine's). A P
+// without them idles on the plain futex path: a netwait wake-up (eventfd
+// write, ring wait) costs more, 2P channel ping-pong 380 vs 200 ns.
+// Caller holds p.
+bool netpollpending(P* p);
 // netpollbreak() wakes the M sleeping in netpollwait(p) (rule 3).
 void netpollbreak(P* p);
 // io_backend_name() is "io_uring" or "epoll" (the runtime's backend).

@@ -194,6 +194,8 @@ class Uring final : public Backend {
     p->io_unsubmitted = 0;
   }
 
+  bool pending(P* p) const override { return p->io_inflight != 0; }
+
   void wake(P* p) override {
     const std::uint64_t one = 1;
     if (::write(up(p)->efd, &one, sizeof one) < 0 && errno != EAGAIN) io_fatal("eventfd write", errno);

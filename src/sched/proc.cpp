@@ -718,9 +718,9 @@ top:
     m->spinning = false;
     sched.nmspinning.fetch_sub(1, std::memory_order_relaxed);
   }
-  // With a poller, this M keeps p and sleeps in it (poll.hpp rule 2), so its
-  // in-flight I/O completes into a P that is watched.
-  const bool netwait = p->poller != nullptr;
+  // With I/O in flight, this M keeps p and sleeps in its poller (poll.hpp
+  // rule 2), so the completions land in a P that is watched.
+  const bool netwait = p->poller != nullptr && netpollpending(p);
   if (netwait) {
     pnetwaitput(p, m);
   } else {
