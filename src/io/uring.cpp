@@ -22,10 +22,13 @@
 // a heap push and pop, and deadlines rarely fire.
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include "base/print.hpp"
@@ -49,15 +52,22 @@ constexpr unsigned kSubmitBatch = 32;
 constexpr std::uint64_t kIgnore = 0;
 constexpr std::uint64_t kWake = 1;
 
+// io.recv_bufring: a provided-buffer ring per P for recv (buffer group 0).
+constexpr unsigned kBufCount = 256;     // a power of two, as the ring needs
+constexpr unsigned kBufSize = 16384;    // 4 MiB per P
+
 struct UringP {
   io_uring ring;
   int efd = -1;
   std::uint64_t efdbuf = 0;
+  io_uring_buf_ring* br = nullptr;  // null when io.recv_bufring is off
+  std::byte* bufs = nullptr;
 };
 
 // One operation in flight, on its goroutine's stack.
 struct UringOp {
   G* g = nullptr;
+  void* buf = nullptr;  // recv with a provided buffer: where netpoll copies the bytes
   int res = 0;
   bool done = false;  // written and read only by the P's owner (rule 1)
   Timer deadline;     // owner-only: see "Deadlines" above
@@ -111,6 +121,7 @@ class Uring final : public Backend {
     }
     u->efd = ::eventfd(0, EFD_CLOEXEC);
     if (u->efd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    if (c.io_recv_bufring) setup_bufring(u);
     p->poller = u;
     p->io_ktail = u->ring.cq.ktail;
     p->io_khead = u->ring.cq.khead;
@@ -144,6 +155,7 @@ class Uring final : public Backend {
       }
       auto* op = reinterpret_cast<UringOp*>(ud);
       op->res = cqe->res;
+      if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) take_buffer(u, op, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
       op->done = true;
       p->io_inflight--;
       // Not parked yet (it is still switching away on this M): its unlockf
@@ -202,11 +214,33 @@ class Uring final : public Backend {
   }
 
   long op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) override {
+    const long r = run(fd, a, deadline, true);
+    // Every provided buffer in use: this recv goes without one.
+    return r == -ENOBUFS && a.kind == OpKind::recv ? run(fd, a, deadline, false) : r;
+  }
+
+  int register_fd(net::FdState&) override { return 0; }
+  void unregister_fd(net::FdState&) override {}
+  void unblock(net::FdState&) override {}
+  int socket_flags() const override { return 0; }
+
+ private:
+  // run() submits a and parks until its completion; bufsel lets a recv take
+  // a provided buffer (io.recv_bufring).
+  long run(net::FdState& fd, const OpArgs& a, std::int64_t deadline, bool bufsel) {
     P* p = getm()->p;
     UringOp op;
     op.g = getgp();
     io_uring_sqe* sqe = get_sqe(p);
     prep(sqe, fd.fd, a);
+    if (bufsel && a.kind == OpKind::recv && up(p)->br != nullptr) {
+      // The kernel picks a buffer when data arrives; netpoll copies it out.
+      op.buf = a.buf;
+      sqe->addr = 0;
+      sqe->len = static_cast<unsigned>(std::min<std::size_t>(a.len, kBufSize));
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = 0;
+    }
     io_uring_sqe_set_data(sqe, &op);
     p->io_inflight++;
     if (++p->io_unsubmitted >= kSubmitBatch) flush(p);
@@ -223,12 +257,39 @@ class Uring final : public Backend {
     return op.res;
   }
 
-  int register_fd(net::FdState&) override { return 0; }
-  void unregister_fd(net::FdState&) override {}
-  void unblock(net::FdState&) override {}
-  int socket_flags() const override { return 0; }
+  // setup_bufring() registers u's provided-buffer ring (buffer group 0).
+  static void setup_bufring(UringP* u) {
+    const std::size_t ringbytes = kBufCount * sizeof(io_uring_buf);
+    void* mem = ::mmap(nullptr, ringbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::system_error(errno, std::generic_category(), "mmap for the buffer ring");
+    u->br = static_cast<io_uring_buf_ring*>(mem);
+    u->bufs = new std::byte[std::size_t{kBufCount} * kBufSize];
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(u->br);
+    reg.ring_entries = kBufCount;
+    reg.bgid = 0;
+    if (int e = io_uring_register_buf_ring(&u->ring, &reg, 0); e < 0) {
+      throw std::system_error(-e, std::generic_category(), "io_uring_register_buf_ring");
+    }
+    io_uring_buf_ring_init(u->br);
+    for (unsigned i = 0; i < kBufCount; i++) {
+      io_uring_buf_ring_add(u->br, u->bufs + std::size_t{i} * kBufSize, kBufSize, static_cast<unsigned short>(i),
+                            io_uring_buf_ring_mask(kBufCount), static_cast<int>(i));
+    }
+    io_uring_buf_ring_advance(u->br, kBufCount);
+  }
 
- private:
+  // take_buffer() copies a recv's bytes from provided buffer bid into the
+  // parked goroutine's buffer and gives the buffer back to the ring, at reap
+  // time: only the P's owner may touch its buffer ring (rule 1), and the
+  // goroutine may resume on another P.
+  static void take_buffer(UringP* u, UringOp* op, unsigned bid) {
+    std::byte* b = u->bufs + std::size_t{bid} * kBufSize;
+    if (op->res > 0) std::memcpy(op->buf, b, static_cast<std::size_t>(op->res));
+    io_uring_buf_ring_add(u->br, b, kBufSize, static_cast<unsigned short>(bid), io_uring_buf_ring_mask(kBufCount), 0);
+    io_uring_buf_ring_advance(u->br, 1);
+  }
+
   // get_sqe() returns a free SQE of p's ring. Ring full: submit and retry,
   // never drop (with SQPOLL the kernel thread frees the slots: wait for it).
   io_uring_sqe* get_sqe(P* p) {
