@@ -13,11 +13,9 @@
 package main
 
 import (
-	"flag"
-	"fmt"
 	"net"
-	"os"
-	"runtime"
+
+	"gortpeers/internal/peer"
 )
 
 // serve echoes everything c sends until it closes or an error occurs.
@@ -39,28 +37,10 @@ func serve(c net.Conn) {
 
 // main listens on -addr and starts a goroutine per accepted connection.
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address HOST:PORT")
-	procs := flag.Int("procs", 0, "GOMAXPROCS (0: Go's default, the CPUs in the affinity mask)")
-	flag.Parse()
-	if flag.NArg() != 0 || *procs < 0 {
-		fmt.Fprintln(os.Stderr, "usage: echo [-addr HOST:PORT] [-procs N]")
-		os.Exit(2)
-	}
-	if *procs > 0 {
-		runtime.GOMAXPROCS(*procs)
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "echo:", err)
-		os.Exit(1)
-	}
-	fmt.Printf("echo: listening on %s (%s, GOMAXPROCS %d)\n", ln.Addr(), runtime.Version(), runtime.GOMAXPROCS(0))
+	ln := peer.Listen("echo")
 	for {
 		c, err := ln.Accept()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "echo:", err)
-			os.Exit(1)
-		}
+		peer.Check("echo", err)
 		go serve(c)
 	}
 }

@@ -12,12 +12,9 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"runtime"
+
+	"gortpeers/internal/peer"
 )
 
 var body = []byte("Hello, World!")
@@ -30,23 +27,6 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 
 // main listens on -addr and serves hello for every path.
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address HOST:PORT")
-	procs := flag.Int("procs", 0, "GOMAXPROCS (0: Go's default, the CPUs in the affinity mask)")
-	flag.Parse()
-	if flag.NArg() != 0 || *procs < 0 {
-		fmt.Fprintln(os.Stderr, "usage: http [-addr HOST:PORT] [-procs N]")
-		os.Exit(2)
-	}
-	if *procs > 0 {
-		runtime.GOMAXPROCS(*procs)
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "http:", err)
-		os.Exit(1)
-	}
-	fmt.Printf("http: listening on %s (%s, GOMAXPROCS %d)\n", ln.Addr(), runtime.Version(), runtime.GOMAXPROCS(0))
-	err = http.Serve(ln, http.HandlerFunc(hello))
-	fmt.Fprintln(os.Stderr, "http:", err)
-	os.Exit(1)
+	ln := peer.Listen("http")
+	peer.Check("http", http.Serve(ln, http.HandlerFunc(hello)))
 }
