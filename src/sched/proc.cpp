@@ -78,32 +78,6 @@ bool runqempty(P* p) {
   }
 }
 
-// runqputslow() is below; runqput() is public (proc.hpp) for netpoll.
-namespace {
-bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t);
-}  // namespace
-
-// runqput() queues gp on p; with next, into runnext (it runs next, inheriting
-// the time slice), kicking the old runnext to the tail. Only p's owner calls it.
-void runqput(P* p, G* gp, bool next) {
-  if (next) {
-    G* old = p->runnext.load(std::memory_order_relaxed);
-    while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
-    }
-    if (old == nullptr) return;
-    gp = old;
-  }
-  for (;;) {
-    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
-    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
-    if (t - h < kRunqSize) {
-      p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
-      p->runqtail.store(t + 1, std::memory_order_release);
-      return;
-    }
-    if (runqputslow(p, gp, h, t)) return;
-  }
-}
 
 namespace {
 
@@ -132,6 +106,32 @@ bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t) {
   sched.lock.unlock();
   return true;
 }
+
+}  // namespace
+
+// runqput() queues gp on p; with next, into runnext (it runs next, inheriting
+// the time slice), kicking the old runnext to the tail. Only p's owner calls it.
+void runqput(P* p, G* gp, bool next) {
+  if (next) {
+    G* old = p->runnext.load(std::memory_order_relaxed);
+    while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
+    }
+    if (old == nullptr) return;
+    gp = old;
+  }
+  for (;;) {
+    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    if (t - h < kRunqSize) {
+      p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
+      p->runqtail.store(t + 1, std::memory_order_release);
+      return;
+    }
+    if (runqputslow(p, gp, h, t)) return;
+  }
+}
+
+namespace {
 
 
 // runqget() takes the next G of p: runnext first. Only p's owner calls it.
