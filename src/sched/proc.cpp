@@ -133,7 +133,6 @@ void runqput(P* p, G* gp, bool next) {
 
 namespace {
 
-
 // runqget() takes the next G of p: runnext first. Only p's owner calls it.
 G* runqget(P* p) {
   G* next = p->runnext.load(std::memory_order_relaxed);
