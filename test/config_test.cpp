@@ -68,6 +68,7 @@ TEST_CASE("conf/gort.conf and conf/debug.conf load, and gort.conf restates the d
   CHECK(c.io_sqpoll == d.io_sqpoll);
   CHECK(c.io_coop_taskrun == d.io_coop_taskrun);
   CHECK(c.io_recv_bufring == d.io_recv_bufring);
+  CHECK(c.io_multishot_accept == d.io_multishot_accept);
   CHECK(c.http_max_header_bytes == d.http_max_header_bytes);
   CHECK(c.http_idle_timeout_ms == d.http_idle_timeout_ms);
   Config dbg = load_config({.conf_file = GORT_SOURCE_DIR "/conf/debug.conf"}, nullptr, nullptr);

@@ -2,7 +2,8 @@
 // defaults (GORT_CONF and GORTDEBUG are cleared so the caller's shell cannot
 // change what the tests see), except the I/O settings CTest varies: the net,
 // fs and http suites run again with GORT_TEST_IO_BACKEND=epoll, and net with
-// GORT_TEST_IO_BUFRING=1 (provided-buffer recv).
+// GORT_TEST_IO_BUFRING=1 (provided-buffer recv) and GORT_TEST_IO_MULTISHOT=1
+// (multishot accept).
 #define DOCTEST_CONFIG_IMPLEMENT
 // doctest's own SIGSEGV handler would replace the runtime's fault handler.
 #define DOCTEST_CONFIG_NO_POSIX_SIGNALS
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   gort::Options opts;
   if (const char* b = std::getenv("GORT_TEST_IO_BACKEND")) opts.settings.emplace_back("io.backend", b);
   if (std::getenv("GORT_TEST_IO_BUFRING") != nullptr) opts.settings.emplace_back("io.recv_bufring", "true");
+  if (std::getenv("GORT_TEST_IO_MULTISHOT") != nullptr) opts.settings.emplace_back("io.multishot_accept", "true");
   gort::rt::runtime_init(opts);
   return doctest::Context(argc, argv).run();
 }

@@ -68,6 +68,8 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) { c.io_coop_taskrun = v != 0; }},
       {"io.recv_bufring", nullptr, Kind::boolean, 0, 1,
        [](Config& c, std::int64_t v, const std::string&) { c.io_recv_bufring = v != 0; }},
+      {"io.multishot_accept", nullptr, Kind::boolean, 0, 1,
+       [](Config& c, std::int64_t v, const std::string&) { c.io_multishot_accept = v != 0; }},
       {"http.max_header_bytes", nullptr, Kind::bytes, 4 * KiB, 64 * MiB,
        [](Config& c, std::int64_t v, const std::string&) { c.http_max_header_bytes = std::size_t(v); }},
       {"http.idle_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,

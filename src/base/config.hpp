@@ -40,6 +40,7 @@ struct Config {
   bool io_sqpoll = false;               // io.sqpoll
   bool io_coop_taskrun = true;          // io.coop_taskrun
   bool io_recv_bufring = false;         // io.recv_bufring
+  bool io_multishot_accept = false;     // io.multishot_accept
   std::size_t http_max_header_bytes = 1 << 20;  // http.max_header_bytes
   std::int64_t http_idle_timeout_ms = 60'000;   // http.idle_timeout
 };

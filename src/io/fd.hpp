@@ -16,6 +16,7 @@
 
 namespace gort::rt {
 struct PollDesc;
+struct AcceptQ;
 }
 
 namespace gort::net {
@@ -43,6 +44,8 @@ struct FdState {
   std::atomic<std::int64_t> wdeadline{0};
   // The epoll backend's readiness record (null on io_uring).
   rt::PollDesc* pd = nullptr;
+  // The io_uring backend's multishot accept queue of a listener (or null).
+  rt::AcceptQ* aq = nullptr;
 
  private:
   static constexpr std::uint64_t kClosed = 1, kDone = 2, kRef = 4;

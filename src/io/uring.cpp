@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <system_error>
 
 #include "base/print.hpp"
@@ -51,6 +52,9 @@ constexpr unsigned kSubmitBatch = 32;
 // (their operation's own completion says what happened) and the wake-up read.
 constexpr std::uint64_t kIgnore = 0;
 constexpr std::uint64_t kWake = 1;
+// user_data of a multishot accept: its AcceptQ's address with this bit set
+// (operation records are 8-byte aligned, so their low bits are clear).
+constexpr std::uint64_t kAcceptTag = 2;
 
 // io.recv_bufring: a provided-buffer ring per P for recv (buffer group 0).
 constexpr unsigned kBufCount = 256;     // a power of two, as the ring needs
@@ -63,6 +67,31 @@ struct UringP {
   io_uring_buf_ring* br = nullptr;  // null when io.recv_bufring is off
   std::byte* bufs = nullptr;
 };
+
+}  // namespace
+
+// io.multishot_accept: one multishot IORING_OP_ACCEPT per listener, armed on
+// the ring of the P where an accept first had to wait. Its completions queue
+// the new descriptors here for whichever goroutine accepts next, on any P.
+// Freed by the listener's unregister_fd, or, if still armed then, by its
+// final completion (no IORING_CQE_F_MORE), which the shutdown in unblock()
+// brings about.
+struct AcceptQ {
+  Lock lock;                // guards the rest
+  std::deque<int> ready;    // accepted, not yet handed out
+  int err = 0;              // the error that ended the multishot, for one accepter
+  std::deque<std::atomic<std::uintptr_t>*> waiters;  // accepters' wake words, FIFO
+  bool armed = false;
+  bool dead = false;        // the listener is gone
+};
+
+namespace {
+
+// acceptq_free() closes what nobody claimed and frees q (not armed).
+void acceptq_free(AcceptQ* q) {
+  for (int fd : q->ready) ::close(fd);
+  delete q;
+}
 
 // One operation in flight, on its goroutine's stack.
 struct UringOp {
@@ -153,6 +182,10 @@ class Uring final : public Backend {
         arm_wake(p);
         continue;
       }
+      if ((ud & kAcceptTag) != 0) {
+        n += accept_complete(p, reinterpret_cast<AcceptQ*>(ud & ~kAcceptTag), cqe);
+        continue;
+      }
       auto* op = reinterpret_cast<UringOp*>(ud);
       op->res = cqe->res;
       if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) take_buffer(u, op, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
@@ -214,14 +247,33 @@ class Uring final : public Backend {
   }
 
   long op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) override {
+    if (a.kind == OpKind::accept && fd.aq != nullptr) return accept_multishot(fd);
     const long r = run(fd, a, deadline, true);
     // Every provided buffer in use: this recv goes without one.
     return r == -ENOBUFS && a.kind == OpKind::recv ? run(fd, a, deadline, false) : r;
   }
 
-  int register_fd(net::FdState&) override { return 0; }
-  void unregister_fd(net::FdState&) override {}
-  void unblock(net::FdState&) override {}
+  int register_fd(net::FdState& fd) override {
+    if (fd.kind == net::FdState::Kind::listener && runtime_config().io_multishot_accept) fd.aq = new AcceptQ;
+    return 0;
+  }
+
+  void unregister_fd(net::FdState& fd) override {
+    AcceptQ* q = fd.aq;
+    if (q == nullptr) return;
+    fd.aq = nullptr;
+    q->lock.lock();
+    q->dead = true;
+    const bool armed = q->armed;
+    q->lock.unlock();
+    if (!armed) acceptq_free(q);  // else its final completion frees it
+  }
+
+  void unblock(net::FdState& fd) override {
+    // An armed multishot accept holds the socket open in the kernel even with
+    // nobody accepting: shut it down so the multishot ends.
+    if (fd.aq != nullptr) ::shutdown(fd.fd, SHUT_RDWR);
+  }
   int socket_flags() const override { return 0; }
 
  private:
@@ -288,6 +340,96 @@ class Uring final : public Backend {
     if (op->res > 0) std::memcpy(op->buf, b, static_cast<std::size_t>(op->res));
     io_uring_buf_ring_add(u->br, b, kBufSize, static_cast<unsigned short>(bid), io_uring_buf_ring_mask(kBufCount), 0);
     io_uring_buf_ring_advance(u->br, 1);
+  }
+
+  // accept_multishot() takes the next descriptor from fd's queue, arming the
+  // multishot accept on this P's ring if none is, and parking until one comes.
+  long accept_multishot(net::FdState& fd) {
+    AcceptQ* q = fd.aq;
+    for (;;) {
+      if (fd.closed()) return -EBADF;
+      q->lock.lock();
+      if (!q->ready.empty()) {
+        const int nfd = q->ready.front();
+        q->ready.pop_front();
+        q->lock.unlock();
+        return nfd;
+      }
+      if (q->err != 0) {
+        const int e = q->err;
+        q->err = 0;
+        q->lock.unlock();
+        return -e;
+      }
+      if (!q->armed) {
+        // Prepared outside the lock: a full ring flushes, and a flush may
+        // reap (netpoll takes q->lock).
+        q->armed = true;
+        q->lock.unlock();
+        P* p = getm()->p;
+        io_uring_sqe* sqe = get_sqe(p);
+        io_uring_prep_multishot_accept(sqe, fd.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(q) | kAcceptTag);
+        p->io_inflight++;
+        if (++p->io_unsubmitted >= kSubmitBatch) flush(p);
+        continue;
+      }
+      // Park without holding q->lock: this switch may reap completions
+      // (netpoll takes q->lock). The wake word says whether the wake-up came
+      // first: 0, then our G once parked, or 1 once woken (epoll's pollDesc).
+      std::atomic<std::uintptr_t> word{0};
+      q->waiters.push_back(&word);
+      q->lock.unlock();
+      gopark(
+          [](G* gp, void* arg) {
+            std::uintptr_t z = 0;
+            return static_cast<std::atomic<std::uintptr_t>*>(arg)->compare_exchange_strong(
+                z, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel);
+          },
+          &word, "IO wait (accept)");
+    }
+  }
+
+  // accept_complete() files one completion of q's multishot accept (run by
+  // the P's owner in netpoll) and readies the accepters it concerns: one per
+  // new descriptor, all when the multishot ended. Returns how many.
+  static int accept_complete(P* p, AcceptQ* q, const io_uring_cqe* cqe) {
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    q->lock.lock();
+    if (cqe->res >= 0) {
+      if (q->dead) {
+        ::close(cqe->res);
+      } else {
+        q->ready.push_back(cqe->res);
+      }
+    } else if (!more) {
+      q->err = -cqe->res;
+    }
+    std::size_t wake = cqe->res >= 0 ? 1 : 0;
+    if (!more) {
+      q->armed = false;
+      p->io_inflight--;
+      wake = q->waiters.size();  // they look again: take the error, or re-arm
+    }
+    std::atomic<std::uintptr_t>* ws[64];
+    std::size_t n = 0;
+    while (n < wake && n < std::size(ws) && !q->waiters.empty()) {
+      ws[n++] = q->waiters.front();
+      q->waiters.pop_front();
+    }
+    const bool free = !more && q->dead;
+    q->lock.unlock();
+    int readied = 0;
+    for (std::size_t i = 0; i < n; i++) {
+      // Not parked yet (0): its gopark sees 1 and does not sleep.
+      const std::uintptr_t old = ws[i]->exchange(1, std::memory_order_acq_rel);
+      if (old > 1) {
+        netpollready(reinterpret_cast<G*>(old));
+        readied++;
+      }
+    }
+    if (free) acceptq_free(q);
+    return readied;
   }
 
   // get_sqe() returns a free SQE of p's ring. Ring full: submit and retry,
