@@ -12,6 +12,11 @@
 //     it, so that M may still submit its queued operations as it goes to sleep.
 //  3. netpollbreak may be called from any thread, any number of times; a wake
 //     with nobody sleeping makes the next netpollwait return at once.
+//  4. netpoll runs inside a parking goroutine's switch (switch_away reaps
+//     before picking the next goroutine), while that goroutine may still hold
+//     the lock it parks with: what netpoll does on a completion must never
+//     take a lock a goroutine holds across gopark (the multishot accept queue
+//     hands wake-ups over through a wake word for this reason).
 #pragma once
 
 #include <cstdint>
