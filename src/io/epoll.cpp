@@ -43,31 +43,14 @@ struct PollDesc {
 
 namespace {
 
-constexpr std::uintptr_t kReady = 1;
-
 struct EpollP {
   int efd = -1;
 };
 
-// pdunblock() marks gpp ready (ioready) or not, and readies a goroutine
-// parked on it. Returns true if it readied one.
-bool pdunblock(std::atomic<std::uintptr_t>& gpp, bool ioready) {
-  std::uintptr_t old = gpp.load(std::memory_order_acquire);
-  for (;;) {
-    if (old == kReady) return false;
-    if (old == 0 && !ioready) return false;
-    const std::uintptr_t nv = ioready ? kReady : 0;
-    if (gpp.compare_exchange_weak(old, nv, std::memory_order_acq_rel)) break;
-  }
-  if (old <= kReady) return false;
-  netpollready(reinterpret_cast<G*>(old));
-  return true;
-}
-
 // The deadline timers: wake the goroutine without readiness; it then sees the
 // deadline has passed.
-void rtimeout(void* arg) { pdunblock(static_cast<PollDesc*>(arg)->rg, false); }
-void wtimeout(void* arg) { pdunblock(static_cast<PollDesc*>(arg)->wg, false); }
+void rtimeout(void* arg) { netpollunblock(static_cast<PollDesc*>(arg)->rg, false); }
+void wtimeout(void* arg) { netpollunblock(static_cast<PollDesc*>(arg)->wg, false); }
 
 class Epoll final : public Backend {
  public:
@@ -93,8 +76,8 @@ class Epoll final : public Backend {
     for (int i = 0; i < n; i++) {
       auto* pd = static_cast<PollDesc*>(evs[i].data.ptr);
       const std::uint32_t ev = evs[i].events;
-      if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) readied += pdunblock(pd->rg, true);
-      if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) readied += pdunblock(pd->wg, true);
+      if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) readied += netpollunblock(pd->rg, true);
+      if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) readied += netpollunblock(pd->wg, true);
     }
     return readied;
   }
@@ -178,8 +161,8 @@ class Epoll final : public Backend {
 
   void unblock(net::FdState& fd) override {
     if (fd.pd == nullptr) return;
-    pdunblock(fd.pd->rg, false);
-    pdunblock(fd.pd->wg, false);
+    netpollunblock(fd.pd->rg, false);
+    netpollunblock(fd.pd->wg, false);
   }
 
   int socket_flags() const override { return SOCK_NONBLOCK; }
@@ -201,18 +184,10 @@ class Epoll final : public Backend {
       addtimer(t);
     }
     nwait_.fetch_add(1, std::memory_order_relaxed);
-    // Publish ourselves only once off our stack (rule 4 of runtime.hpp); if
-    // readiness came meanwhile, resume at once.
-    gopark(
-        [](G* gp, void* arg) {
-          std::uintptr_t z = 0;
-          return static_cast<std::atomic<std::uintptr_t>*>(arg)->compare_exchange_strong(
-              z, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel);
-        },
-        &gpp, "IO wait");
+    const bool ready = netpollblock(gpp, "IO wait");
     nwait_.fetch_sub(1, std::memory_order_relaxed);
     if (t != nullptr) deltimer(t);
-    return gpp.exchange(0, std::memory_order_acq_rel) == kReady;
+    return ready;
   }
 
   PollDesc* pdalloc() {

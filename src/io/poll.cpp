@@ -71,6 +71,34 @@ void netpollready(G* gp) { goready(gp); }
 
 const char* io_backend_name() { return backend().name().data(); }
 
+bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason) {
+  std::uintptr_t r = kReady;
+  if (gpp.compare_exchange_strong(r, 0, std::memory_order_acq_rel)) return true;
+  // Publish ourselves only once off our stack (rule 4 of runtime.hpp); if the
+  // wake-up came meanwhile, resume at once.
+  gopark(
+      [](G* gp, void* arg) {
+        std::uintptr_t z = 0;
+        return static_cast<std::atomic<std::uintptr_t>*>(arg)->compare_exchange_strong(
+            z, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel);
+      },
+      &gpp, reason);
+  return gpp.exchange(0, std::memory_order_acq_rel) == kReady;
+}
+
+bool netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready) {
+  std::uintptr_t old = gpp.load(std::memory_order_acquire);
+  for (;;) {
+    if (old == kReady) return false;
+    if (old == 0 && !ioready) return false;
+    const std::uintptr_t nv = ioready ? kReady : 0;
+    if (gpp.compare_exchange_weak(old, nv, std::memory_order_acq_rel)) break;
+  }
+  if (old <= kReady) return false;
+  netpollready(reinterpret_cast<G*>(old));
+  return true;
+}
+
 long io_op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) {
   net::FdRef ref(&fd);
   if (!ref) return -EBADF;

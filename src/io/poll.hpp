@@ -19,6 +19,7 @@
 //     hands wake-ups over through a wake word for this reason).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace gort::rt {
@@ -46,6 +47,16 @@ void netpollwait(P* p, std::int64_t until);
 bool netpollpending(P* p);
 // netpollbreak() wakes the M sleeping in netpollwait(p) (rule 3).
 void netpollbreak(P* p);
+// A wake word, Go's pollDesc rg/wg: 0, kReady, or the goroutine parked on it.
+constexpr std::uintptr_t kReady = 1;
+// netpollblock() parks the calling goroutine on gpp until netpollunblock
+// (Go's netpollblock): returns at once, consuming it, if gpp is kReady.
+// Returns true if it was woken with readiness.
+bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason);
+// netpollunblock() sets gpp to kReady (ioready) or 0 and readies the
+// goroutine parked on it; true if there was one. After its CAS it no longer
+// touches gpp, which may live on the woken goroutine's stack.
+bool netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready);
 // io_backend_name() is "io_uring" or "epoll" (the runtime's backend).
 const char* io_backend_name();
 // netpollready() readies gp after its I/O completed: runnable on the caller's P.

@@ -374,19 +374,12 @@ class Uring final : public Backend {
         if (++p->io_unsubmitted >= kSubmitBatch) flush(p);
         continue;
       }
-      // Park without holding q->lock: this switch may reap completions
-      // (netpoll takes q->lock). The wake word says whether the wake-up came
-      // first: 0, then our G once parked, or 1 once woken (epoll's pollDesc).
+      // Park on a wake word, without holding q->lock: this switch may reap
+      // completions, and netpoll takes q->lock (poll.hpp rule 4).
       std::atomic<std::uintptr_t> word{0};
       q->waiters.push_back(&word);
       q->lock.unlock();
-      gopark(
-          [](G* gp, void* arg) {
-            std::uintptr_t z = 0;
-            return static_cast<std::atomic<std::uintptr_t>*>(arg)->compare_exchange_strong(
-                z, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel);
-          },
-          &word, "IO wait (accept)");
+      netpollblock(word, "IO wait (accept)");
     }
   }
 
@@ -420,14 +413,7 @@ class Uring final : public Backend {
     const bool free = !more && q->dead;
     q->lock.unlock();
     int readied = 0;
-    for (std::size_t i = 0; i < n; i++) {
-      // Not parked yet (0): its gopark sees 1 and does not sleep.
-      const std::uintptr_t old = ws[i]->exchange(1, std::memory_order_acq_rel);
-      if (old > 1) {
-        netpollready(reinterpret_cast<G*>(old));
-        readied++;
-      }
-    }
+    for (std::size_t i = 0; i < n; i++) readied += netpollunblock(*ws[i], true);
     if (free) acceptq_free(q);
     return readied;
   }
