@@ -135,6 +135,32 @@ class LoadRun {
     error = n == 0 ? std::string("the server closed a connection") : errno_text("recv");
     return -1;
   }
+  // await_all() waits on epoll until step(conn, key, error) has returned 1
+  // (done) for every connection, each event calling it once: 0 is not yet,
+  // -1 an error (in error). The timeout message counts the ones that were
+  // done ("timed out connecting: 3 of 64 connected").
+  template <class F>
+  std::string await_all(std::uint64_t deadline_ns, const char* doing, const char* done_word, F step) {
+    std::size_t pending = conns_.size();
+    std::string error;
+    while (pending > 0) {
+      const std::uint64_t now = now_ns();
+      if (now >= deadline_ns) {
+        return std::string("timed out ") + doing + ": " + std::to_string(conns_.size() - pending) + " of " +
+               std::to_string(conns_.size()) + " " + done_word;
+      }
+      const int n = epoll_wait(ep_, events_.data(), static_cast<int>(events_.size()), wait_ms(now, deadline_ns));
+      if (n < 0 && errno != EINTR) return errno_text("epoll_wait");
+      for (int k = 0; k < n; ++k) {
+        const std::uint64_t key = events_[static_cast<std::size_t>(k)].data.u64;
+        const int r = step(conns_[key], key, error);
+        if (r < 0) return error;
+        if (r > 0) --pending;
+      }
+    }
+    return "";
+  }
+
   // wait_ms() is the epoll timeout until deadline_ns, rounded up, at least 1 ms.
   static int wait_ms(std::uint64_t now, std::uint64_t deadline_ns) {
     if (deadline_ns <= now) return 1;
@@ -169,56 +195,40 @@ std::string LoadRun::connect_all(std::uint64_t deadline_ns) {
     ev.data.u64 = i;
     if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) < 0) return errno_text("epoll_ctl");
   }
-  std::size_t pending = conns_.size();
-  while (pending > 0) {
-    const std::uint64_t now = now_ns();
-    if (now >= deadline_ns) {
-      return "timed out connecting: " + std::to_string(conns_.size() - pending) + " of " +
-             std::to_string(conns_.size()) + " connected";
+  return await_all(deadline_ns, "connecting", "connected", [&](Conn& c, std::uint64_t key, std::string& error) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      error = std::string("connect: ") + std::strerror(err);
+      return -1;
     }
-    const int n = epoll_wait(ep_, events_.data(), static_cast<int>(events_.size()), wait_ms(now, deadline_ns));
-    if (n < 0 && errno != EINTR) return errno_text("epoll_wait");
-    for (int k = 0; k < n; ++k) {
-      Conn& c = conns_[events_[static_cast<std::size_t>(k)].data.u64];
-      int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) return std::string("connect: ") + std::strerror(err);
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = events_[static_cast<std::size_t>(k)].data.u64;
-      if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) < 0) return errno_text("epoll_ctl");
-      --pending;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = key;
+    if (epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev) < 0) {
+      error = errno_text("epoll_ctl");
+      return -1;
     }
-  }
-  return "";
+    return 1;
+  });
 }
 
 std::string LoadRun::prime(std::uint64_t deadline_ns) {
   for (Conn& c : conns_) {
     if (!send_request(c, now_ns())) return errno_text("send");
   }
-  std::size_t pending = conns_.size();
-  std::string error;
-  while (pending > 0) {
-    const std::uint64_t now = now_ns();
-    if (now >= deadline_ns) {
-      return "timed out waiting for the first replies: " + std::to_string(conns_.size() - pending) + " of " +
-             std::to_string(conns_.size()) + " answered";
-    }
-    const int n = epoll_wait(ep_, events_.data(), static_cast<int>(events_.size()), wait_ms(now, deadline_ns));
-    if (n < 0 && errno != EINTR) return errno_text("epoll_wait");
-    for (int k = 0; k < n; ++k) {
-      Conn& c = conns_[events_[static_cast<std::size_t>(k)].data.u64];
-      const int done = receive(c, error);
-      if (done < 0) return error;
-      if (done == 0) continue;
-      if (std::memcmp(reply_.data(), msg_.data(), msg_.size()) != 0) return "the reply differs from the request";
-      c.got = 0;
-      --pending;
-    }
-  }
-  return "";
+  return await_all(deadline_ns, "waiting for the first replies", "answered",
+                   [&](Conn& c, std::uint64_t, std::string& error) {
+                     const int done = receive(c, error);
+                     if (done <= 0) return done;
+                     if (std::memcmp(reply_.data(), msg_.data(), msg_.size()) != 0) {
+                       error = "the reply differs from the request";
+                       return -1;
+                     }
+                     c.got = 0;
+                     return 1;
+                   });
 }
 
 void LoadRun::load(EchoLoadResult& r, const std::function<void()>& window_start,
