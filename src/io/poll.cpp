@@ -47,6 +47,14 @@ void netpollinit() {
         fatal(fmt::format("io.backend=uring: cannot set up io_uring: {}", e.what()));
       }
       log()->warn("io_uring unavailable ({}); using the epoll backend (io.backend=epoll to silence)", e.what());
+      // Ps set up before the failure (RLIMIT_MEMLOCK running out part way)
+      // must not look like io_uring Ps to the scheduler. Their rings stay
+      // mapped, unused: a one-off cost at start-up.
+      for (P* p : sched.allp) {
+        p->poller = nullptr;
+        p->io_ktail = p->io_khead = p->io_ksqflags = nullptr;
+        p->io_unsubmitted = 0;
+      }
     }
   }
   if (be == nullptr) {
