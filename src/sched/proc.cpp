@@ -78,7 +78,6 @@ bool runqempty(P* p) {
   }
 }
 
-
 namespace {
 
 // globrunqput() appends a batch [head..tail] of n Gs linked by schedlink. Lock held.
