@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <mutex>
@@ -134,7 +135,7 @@ Stats stats() {
       case Gstatus::dead: break;
     }
   });
-  s.goroutines = static_cast<std::uint64_t>(sched.nlive.load(std::memory_order_relaxed));
+  s.goroutines = static_cast<std::uint64_t>(std::max<std::int64_t>(nlive(), 0));
   sched.lock.lock();
   s.ms = sched.mcount;
   s.idle_ms = sched.nmidle;

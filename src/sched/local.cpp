@@ -24,7 +24,10 @@ thread_local ThreadSlots thread_slots;
 }  // namespace
 
 void gls_destroy(void** slots) {
-  for (int k = 0; k < kGlsSlots; k++) {
+  // Only keys handed out can hold values: most programs have none, and this runs
+  // at every goroutine exit.
+  const int n = nkeys.load(std::memory_order_relaxed);
+  for (int k = 0; k < n && k < kGlsSlots; k++) {
     if (slots[k] == nullptr) continue;
     void* p = slots[k];
     slots[k] = nullptr;

@@ -55,6 +55,8 @@ struct G : StackOwner {
   Context ctx;
   std::atomic<Gstatus> status{Gstatus::idle};
   G* schedlink = nullptr;   // run queue / free list link
+  G* gfreebatch = nullptr;  // sched.gfree: the next batch of free Gs
+  int gfreen = 0;           // sched.gfree: Gs in the batch this one heads
   M* m = nullptr;           // M running it, while running
   const GoFn* fn = nullptr;
   void* fnp = nullptr;      // the callable: fnbuf or heap
@@ -92,6 +94,14 @@ struct P {
   // Counters for gort::stats(), written only by the P's owner: a global atomic
   // add per park cost ~10% of a channel round trip.
   std::atomic<std::uint64_t> nspawn{0}, npark{0};
+  // Goroutines started here minus goroutines that exited here (either may be
+  // negative: goroutines migrate); their sum over Ps and sched.nlive is the
+  // live count. Per P because one shared counter bounced a cache line between
+  // the spawning P and the P running the goroutines: ~10% of a spawn on 2 Ps.
+  std::atomic<std::int64_t> nlive{0};
+  // Goroutine ids handed out here: [goidcache, goidcacheend), taken from
+  // sched.goidgen in batches of kGoidCacheBatch, as Go's pp.goidcache.
+  std::uint64_t goidcache = 0, goidcacheend = 0;
   // The goroutine running here and its id, for sysmon's hog check (the id is
   // copied so sysmon never reads a G that is being recycled).
   std::atomic<G*> runningg{nullptr};
@@ -158,8 +168,16 @@ struct M {
   void* ehglobals = nullptr;  // this thread's __cxa_eh_globals
 };
 
+// Sched's fields are grouped by who writes them, each group on its own cache
+// lines: a spawn's or a park's write must not evict the line every switch reads.
 struct Sched {
-  Lock lock;  // rule 2
+  // Set at start, then only read (every spin walks allp).
+  alignas(64) std::vector<P*> allp;
+  int procs = 0;
+  std::int64_t spin_ns = 0;
+  std::int64_t hog_ns = 0;
+  // Under the lock, and the counts that every switch (runqsize) or spin reads.
+  alignas(64) Lock lock;  // rule 2
   G* runqhead = nullptr;
   G* runqtail = nullptr;
   std::atomic<int> runqsize{0};
@@ -171,26 +189,27 @@ struct Sched {
   P* pnetwait = nullptr;
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
-  G* gfree = nullptr;  // exited Gs from Ps with too many
-  std::atomic<int> ngfree{0};
-  std::vector<P*> allp;
-  int procs = 0;
-  std::atomic<std::uint64_t> goidgen{0};
+  G* gfree = nullptr;  // batches of exited Gs from Ps with too many (gfreebatchput)
+  std::atomic<int> ngfree{0};  // Gs in them
+  // Written once per batch of goroutine ids, per new G, per timed sleep.
+  alignas(64) std::atomic<std::uint64_t> goidgen{0};
   // allgs: every G ever made (reused, never freed, as in Go).
   Lock allglock;
   G* allgs = nullptr;
   std::atomic<int> nallgs{0};
   // Earliest deadline an idle M is sleeping until (0: none sleeps timed).
   std::atomic<std::int64_t> sleep_until{0};
-  std::int64_t spin_ns = 0;
-  std::int64_t hog_ns = 0;
-  // gort::main's goroutine; live goroutines, to detect "main called goexit and
-  // nothing is left".
+  // gort::main's goroutine, to detect "main called goexit and nothing is left".
   std::atomic<std::uint64_t> main_goid{0};
   std::atomic<bool> main_goexited{false};
+  // Live goroutines started from threads without a P (the rest: P::nlive).
   std::atomic<std::int64_t> nlive{0};
+  // nanotime_coarse() as of sysmon's last look (it looks at least every 10 ms):
+  // what a parking goroutine records as its waitsince, which dumps show in
+  // minutes. Reading it is one load; the clock costs ~20 instructions.
+  alignas(64) std::atomic<std::int64_t> coarsenow{0};
   // Counters for gort::stats().
-  std::atomic<std::uint64_t> nspawn{0};  // spawns from threads without a P
+  alignas(64) std::atomic<std::uint64_t> nspawn{0};  // spawns from threads without a P
   std::atomic<std::uint64_t> nsteal{0};
 };
 // Never destroyed: Ms and sysmon keep running while the process exits.
@@ -230,6 +249,9 @@ void gosched();
 void checkpreempt();
 // wakep() starts an M to run an idle P if none is spinning.
 void wakep();
+// nlive() is the number of live goroutines (started, not exited). Exact only
+// when no goroutine starts or exits meanwhile.
+std::int64_t nlive();
 // fastrandn() is a per-M random number in [0, n).
 std::uint32_t fastrandn(std::uint32_t n);
 

@@ -104,6 +104,7 @@ void sysmon() {
   for (;;) {
     usleep(static_cast<useconds_t>(delay));
     const std::int64_t now = nanotime();
+    sched.coarsenow.store(now, std::memory_order_relaxed);
     if (retake(now) | kickidle(now)) {
       idle = 0;
       delay = kMinDelayUs;
@@ -115,6 +116,9 @@ void sysmon() {
 
 }  // namespace
 
-void sysmon_start() { std::thread(sysmon).detach(); }
+void sysmon_start() {
+  sched.coarsenow.store(nanotime_coarse(), std::memory_order_relaxed);
+  std::thread(sysmon).detach();
+}
 
 }  // namespace gort::rt
