@@ -38,9 +38,8 @@ void futexwakeup(std::atomic<std::uint32_t>* addr, int n) {
 // few hundred ns, far shorter than a futex sleep and wake (~20 us across vCPUs).
 constexpr int kActiveSpin = 100;
 
-void Lock::lock() {
+void Lock::lock_slow() {
   std::uint32_t v = 0;
-  if (key_.compare_exchange_strong(v, 1, std::memory_order_acquire)) return;
   for (int i = 0; i < kActiveSpin; i++) {
     v = key_.load(std::memory_order_relaxed);
     if (v == 0 && key_.compare_exchange_weak(v, 1, std::memory_order_acquire)) return;
@@ -50,9 +49,7 @@ void Lock::lock() {
   while (key_.exchange(2, std::memory_order_acquire) != 0) futexsleep(&key_, 2, -1);
 }
 
-void Lock::unlock() {
-  if (key_.exchange(0, std::memory_order_release) == 2) futexwakeup(&key_, 1);
-}
+void Lock::wake() { futexwakeup(&key_, 1); }
 
 void Note::sleep() {
   while (key_.load(std::memory_order_acquire) == 0) futexsleep(&key_, 0, -1);

@@ -16,9 +16,14 @@ namespace gort::rt {
 class Lock {
  public:
   // lock() takes the lock, spinning briefly and then sleeping on the futex.
-  void lock();
+  void lock() {
+    std::uint32_t z = 0;
+    if (!key_.compare_exchange_strong(z, 1, std::memory_order_acquire)) [[unlikely]] lock_slow();
+  }
   // unlock() releases it and wakes one sleeper if there may be one.
-  void unlock();
+  void unlock() {
+    if (key_.exchange(0, std::memory_order_release) == 2) [[unlikely]] wake();
+  }
   // try_lock() takes the lock if it is free.
   bool try_lock() {
     std::uint32_t z = 0;
@@ -26,6 +31,8 @@ class Lock {
   }
 
  private:
+  void lock_slow();
+  void wake();
   std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked, 2 locked with sleepers
 };
 

@@ -935,20 +935,6 @@ void gosched() {
   switch_away(gp, After::ready);
 }
 
-void checkpreempt() {
-  M* m = getm();
-  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return;
-  // A safe point: sysmon reports a goroutine only if it reaches none for hog_ms.
-  P* p = m->p;
-  p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
-}
-
-G* getgp_parkable() {
-  M* m = getm();
-  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return nullptr;
-  return m->curg;
-}
 
 // ---- Spawning ----
 
@@ -999,19 +985,22 @@ G* newproc_g(const gort::GoOptions* opts) {
   return gp;
 }
 
-void newproc_queue(G* gp) {
+bool newproc_queue(G* gp) {
   make_context(gp->ctx, gp->stack.lo, gp->stack.hi, goentry, gp);
   gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
   M* m = getm();
-  if (m != nullptr && m->p != nullptr) {
-    P* p = m->p;
-    p->nspawn.store(p->nspawn.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  } else {
+  P* p = m != nullptr ? m->p : nullptr;
+  if (p == nullptr) {
     sched.nspawn.fetch_add(1, std::memory_order_relaxed);
     sched.nlive.fetch_add(1, std::memory_order_relaxed);
+    ready(gp);
+    return false;
   }
+  p->nspawn.store(p->nspawn.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  const bool full = runqroom(p) == 0;
   ready(gp);
+  return full;
 }
 
 void newproc_recycle(G* gp) {

@@ -20,7 +20,9 @@ void startm_idle();
 // a stack of opts->stack_size (default size when 0).
 G* newproc_g(const gort::GoOptions* opts);
 // newproc_queue() prepares gp's context and queues it (runnext of this P).
-void newproc_queue(G* gp);
+// Returns true when this P's run queue was full, so that half of it went to
+// the global queue.
+bool newproc_queue(G* gp);
 // newproc_recycle() returns a G that never ran.
 void newproc_recycle(G* gp);
 void entersyscall();

@@ -234,7 +234,11 @@ inline M* getm() {
 G* getgp();
 // getgp_parkable() is getgp(), but nullptr inside gort::syscall too: a goroutine
 // without a P blocks its thread, as a plain thread does, instead of parking.
-G* getgp_parkable();
+inline G* getgp_parkable() {
+  M* m = getm();
+  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return nullptr;
+  return m->curg;
+}
 
 // gopark() blocks the calling goroutine. After it is off its stack, unlockf(gp,
 // arg) runs on the M; if that returns false the goroutine is resumed at once.
@@ -245,8 +249,16 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason);
 void goready(G* gp);
 // gosched() yields the processor, as runtime.Gosched.
 void gosched();
-// checkpreempt() yields if sysmon asked this goroutine to.
-void checkpreempt();
+// checkpreempt() yields if sysmon asked this goroutine to. Inline: every
+// channel, lock and I/O call passes here.
+inline void checkpreempt() {
+  M* m = getm();
+  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return;
+  // A safe point: sysmon reports a goroutine only if it reaches none for hog_ms.
+  P* p = m->p;
+  p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
+}
 // wakep() starts an M to run an idle P if none is spinning.
 void wakep();
 // nlive() is the number of live goroutines (started, not exited). Exact only
