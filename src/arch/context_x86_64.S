@@ -7,9 +7,17 @@
  *   first argument when the resumed context is a fresh one).
  *
  * The frame layout is in context_layout.h. Choices measured here with
- * `gort-bench stack` (ns per switch; Boost.Context's fiber 5.0 in the same runs):
- *  - return through `pop; jmp`, not `ret`: a `ret` to another stack always
- *    mispredicts the return-stack buffer (KERNEL.md: 2.6 vs 7.6 ns);
+ * `gort-bench stack` (ns per switch; Boost.Context's fiber 5.0 in the same runs)
+ * and with the scheduler's yield (two goroutines on one P):
+ *  - return with `ret` when the resumed context was switched out from the
+ *    same call site as ours (every goroutine-to-goroutine switch goes through
+ *    switch_away), else through `pop; jmp`. The call into this function pushed
+ *    a return-stack-buffer entry: `ret` consumes it and is predicted right when
+ *    the sites match, while `jmp` leaves it behind, so every later return of
+ *    the resumed goroutine was predicted one frame off (yield 18.4 -> 13.9 ns).
+ *    Between different sites (a thread and a fiber ping-ponging, g0 and a
+ *    goroutine) `ret` always mispredicts and `jmp` does not (KERNEL.md: 7.6
+ *    vs 2.6 ns);
  *  - always ldmxcsr, but fldcw only when the x87 control word differs (4.7 ns;
  *    always both: 5.0). The CW compare reads back the 2-byte fnstcw store, which
  *    forwards; reading back the stmxcsr store does not forward on this CPU and
@@ -47,8 +55,14 @@ gort_ctx_switch:
         popq    %r12
         popq    %rbx
         popq    %rbp
-        popq    %r8
         movq    %rdx, %rax
+        movq    (%rsp), %r8
+        cmpq    %r8, GORT_CTX_PC(%rdi)
+        jne     3f
+        movq    %rdx, %rdi
+        ret
+3:
+        leaq    8(%rsp), %rsp
         movq    %rdx, %rdi
         jmp     *%r8
 2:
