@@ -8,6 +8,7 @@
 //   sched_chan_rtt_2p_ns    the same on 2 Ps
 //   sched_spawn_park_ns     spawn a goroutine that blocks on a channel, per goroutine
 //   sched_idle_rss_bytes_per_g   resident memory per parked goroutine (1,000,000)
+//   cpu_locked_op_ns, sched_floor_yield_ns   the floors under the targets (sched_floor.cpp)
 //
 // The number of Ps is fixed when the runtime starts, so each group runs in a
 // child process (`gort-bench sched-part`) with GORTMAXPROCS set, as the Go peer
@@ -28,6 +29,7 @@
 
 #include "gort/gort.hpp"
 #include "measure.hpp"
+#include "sched_floor.hpp"
 
 namespace gort::bench {
 namespace {
@@ -172,6 +174,8 @@ int run_sched_part(const SchedPartArgs& a) {
       emit("sched_idle_rss_bytes_per_g", idle_rss_per_g(c.rss), 1);
     }
   });
+  // On this plain thread, where a loop without runtime calls is nobody's hog.
+  if (a.part == "p1") emit_sched_floors(a.runs, a.quick);
   return 0;
 }
 
@@ -201,6 +205,14 @@ int run_sched_bench(const SchedBenchArgs& a, const std::string& self) {
     emit((stem + "_ratio_vs_go").c_str(), v / it->second, 3);
   }
   std::printf("# targets: yield <= 8 ns, spawn <= 50 ns, chan rtt <= 50 ns\n");
+  if (ours.count("sched_floor_yield_ns") != 0 && ours.count("cpu_locked_op_ns") != 0) {
+    // A round trip is two switches through the run queue plus ten more locked
+    // instructions: a lock/unlock pair on the channel per operation (four) and
+    // the stealable runnext slot each woken goroutine is published in (two).
+    const double yield = ours["sched_floor_yield_ns"], locked = ours["cpu_locked_op_ns"];
+    std::printf("# floors here: yield >= %.1f ns (sched_floor_yield_ns); chan rtt >= 2 x %.1f + 10 x %.1f = %.1f ns\n",
+                yield, yield, locked, 2 * yield + 10 * locked);
+  }
   return ok ? 0 : 1;
 }
 
