@@ -91,8 +91,11 @@ void addtimer(Timer* t) {
   p->timerslock.lock();
   heap_add(p, t);
   const bool first = p->timers[0] == t;
+  // Read under the lock: once it is released another M may run t, whose owner
+  // may then reuse it (a sleeping goroutine woken and sleeping again).
+  const std::int64_t when = t->when;
   p->timerslock.unlock();
-  if (first) wake_for_timer(t->when);
+  if (first) wake_for_timer(when);
 }
 
 bool deltimer(Timer* t) {
