@@ -50,6 +50,53 @@ TEST_CASE("spawned goroutines all run") {
   CHECK(ran.load() == 1000);
 }
 
+TEST_CASE("a spawner that overflows its run queue lets what it spawned run before it goes on") {
+  // 300 spawns overflow the 256-slot ring: the spawner yields there, so on one
+  // P (sched_test_procs1) some goroutines have run before the loop ends; with
+  // more Ps they may run elsewhere even sooner.
+  std::atomic<int> ran{0};
+  int ran_during_loop = 0;
+  gort::main([&] {
+    for (int i = 0; i < 300; i++) gort::go([&] { ran.fetch_add(1); });
+    ran_during_loop = ran.load();
+    wait_until([&] { return ran.load() == 300; });
+  });
+  CHECK(ran_during_loop > 0);
+  CHECK(ran.load() == 300);
+}
+
+TEST_CASE("goroutine ids are unique across Ps (per-P id batches)") {
+  constexpr int n = 20'000 / kScale;
+  std::set<std::uint64_t> ids;
+  gort::main([&] {
+    gort::Mutex mu;
+    gort::WaitGroup wg;
+    // Spawners on every P, each taking ids from its own P's batch.
+    for (int s = 0; s < 4; s++) {
+      wg.add(1);
+      gort::go([&] {
+        gort::WaitGroup inner;
+        for (int i = 0; i < n / 4; i++) {
+          inner.add(1);
+          gort::go([&] {
+            const std::uint64_t id = gort::goid();
+            {
+              std::lock_guard lk(mu);
+              ids.insert(id);
+            }
+            inner.done();
+          });
+        }
+        inner.wait();
+        wg.done();
+      });
+    }
+    wg.wait();
+  });
+  CHECK(ids.size() == static_cast<std::size_t>(n / 4 * 4));
+  CHECK(ids.count(0) == 0);
+}
+
 TEST_CASE("1,000,000 goroutines spawned and joined") {
   constexpr int n = 1'000'000 / kScale;
   std::atomic<int> ran{0};

@@ -17,8 +17,7 @@ class Lock {
  public:
   // lock() takes the lock, spinning briefly and then sleeping on the futex.
   void lock() {
-    std::uint32_t z = 0;
-    if (!key_.compare_exchange_strong(z, 1, std::memory_order_acquire)) [[unlikely]] lock_slow();
+    if (!try_lock()) [[unlikely]] lock_slow();
   }
   // unlock() releases it and wakes one sleeper if there may be one.
   void unlock() {

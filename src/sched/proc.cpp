@@ -95,9 +95,13 @@ void globrunqputbatch(G* head, G* tail, int n) {
 void globrunqput(G* gp) { globrunqputbatch(gp, gp, 1); }
 
 // runqputslow() moves half of a full local queue plus gp to the global queue.
-bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t) {
+// False if the queue is not full (a stealer made room) or a stealer raced us:
+// the caller tries the ring again.
+bool runqputslow(P* p, G* gp) {
   constexpr std::uint32_t n = kRunqSize / 2;
-  if (t - h != kRunqSize) fatal("runqputslow: queue is not full");
+  std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+  const std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+  if (t - h != kRunqSize) return false;
   G* batch[n + 1];
   for (std::uint32_t i = 0; i < n; i++) batch[i] = p->runq[(h + i) % kRunqSize].load(std::memory_order_relaxed);
   if (!p->runqhead.compare_exchange_strong(h, h + n, std::memory_order_release)) return false;
@@ -106,6 +110,17 @@ bool runqputslow(P* p, G* gp, std::uint32_t h, std::uint32_t t) {
   sched.lock.lock();
   globrunqputbatch(batch[0], batch[n], n + 1);
   sched.lock.unlock();
+  return true;
+}
+
+// runqputtail() appends gp to p's ring if it has room. Only p's owner calls it.
+// Inlined: a yield's requeue (after_switch) is half of every yield.
+[[gnu::always_inline]] inline bool runqputtail(P* p, G* gp) {
+  const std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
+  const std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+  if (t - h >= kRunqSize) return false;
+  p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
+  p->runqtail.store(t + 1, std::memory_order_release);
   return true;
 }
 
@@ -121,15 +136,7 @@ void runqput(P* p, G* gp, bool next) {
     if (old == nullptr) return;
     gp = old;
   }
-  for (;;) {
-    std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
-    std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
-    if (t - h < kRunqSize) {
-      p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
-      p->runqtail.store(t + 1, std::memory_order_release);
-      return;
-    }
-    if (runqputslow(p, gp, h, t)) return;
+  while (!runqputtail(p, gp) && !runqputslow(p, gp)) {
   }
 }
 
@@ -533,7 +540,7 @@ G* malg() {
   m->after = After::none;
   switch (a) {
     case After::none:
-    case After::ready:
+    case After::ready:  // after_switch's own
       break;
     case After::park: {
       gp->status.store(Gstatus::waiting, std::memory_order_release);
@@ -572,15 +579,7 @@ G* malg() {
   G* gp = m->after_g;
   m->after = After::none;
   gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
-  P* p = m->p;
-  const std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
-  const std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
-  if (t - h < kRunqSize) [[likely]] {
-    p->runq[t % kRunqSize].store(gp, std::memory_order_relaxed);
-    p->runqtail.store(t + 1, std::memory_order_release);
-    return;
-  }
-  runqput(p, gp, false);
+  if (!runqputtail(m->p, gp)) [[unlikely]] runqput(m->p, gp, false);
 }
 
 // switch_away() leaves the running goroutine gp with request a (rule 4) and
@@ -1019,7 +1018,7 @@ bool newproc_queue(G* gp) {
   }
   p->nspawn.store(p->nspawn.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  const bool full = runqroom(p) == 0;
+  const bool full = runqroom(p) == 0;  // before: ready() may move half of it away
   ready(gp);
   return full;
 }

@@ -20,8 +20,8 @@ void startm_idle();
 // a stack of opts->stack_size (default size when 0).
 G* newproc_g(const gort::GoOptions* opts);
 // newproc_queue() prepares gp's context and queues it (runnext of this P).
-// Returns true when this P's run queue was full, so that half of it went to
-// the global queue.
+// Returns true when this P's run queue ring was full: the spawner should let
+// the P run what it queued (newproc_end).
 bool newproc_queue(G* gp);
 // newproc_recycle() returns a G that never ran.
 void newproc_recycle(G* gp);

@@ -207,9 +207,9 @@ struct Sched {
   std::atomic<bool> main_goexited{false};
   // Live goroutines started from threads without a P (the rest: P::nlive).
   std::atomic<std::int64_t> nlive{0};
-  // nanotime_coarse() as of sysmon's last look (it looks at least every 10 ms):
-  // what a parking goroutine records as its waitsince, which dumps show in
-  // minutes. Reading it is one load; the clock costs ~20 instructions.
+  // nanotime() as of sysmon's last look (it looks at least every 10 ms): what a
+  // parking goroutine records as its waitsince, which dumps show in minutes.
+  // Reading it is one load; even the coarse clock costs ~20 instructions.
   alignas(64) std::atomic<std::int64_t> coarsenow{0};
   // Counters for gort::stats().
   alignas(64) std::atomic<std::uint64_t> nspawn{0};  // spawns from threads without a P

@@ -117,7 +117,7 @@ void sysmon() {
 }  // namespace
 
 void sysmon_start() {
-  sched.coarsenow.store(nanotime_coarse(), std::memory_order_relaxed);
+  sched.coarsenow.store(nanotime(), std::memory_order_relaxed);
   std::thread(sysmon).detach();
 }
 
