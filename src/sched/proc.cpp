@@ -18,9 +18,11 @@
 #endif
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -47,12 +49,12 @@ namespace gort::rt {
 namespace {
 
 
-// Go's numbers: the global queue is checked every 61 schedule ticks so a busy
-// local queue cannot starve it; a P keeps at most 64 free Gs and moves half to
-// the global list when it has more.
+// Go's number: the global queue is checked every 61 schedule ticks so a busy
+// local queue cannot starve it.
 constexpr std::uint32_t kGlobalCheckTicks = 61;
-constexpr int kGfreeMax = 64;
-constexpr int kGfreeKeep = 32;
+// How many free Gs ahead gfget fetches: a G that exited on another CPU is a
+// ~100 ns miss, and a spawn takes ~50.
+constexpr int kGfreePrefetch = 4;
 // Go's _GoidCacheBatch: a P takes goroutine ids 16 at a time, so spawning
 // touches the shared counter once per 16 goroutines.
 constexpr std::uint64_t kGoidCacheBatch = 16;
@@ -83,16 +85,56 @@ bool runqempty(P* p) {
 
 namespace {
 
-// globrunqput() appends a batch [head..tail] of n Gs linked by schedlink. Lock held.
-void globrunqputbatch(G* head, G* tail, int n) {
-  tail->schedlink = nullptr;
-  if (sched.runqtail != nullptr) sched.runqtail->schedlink = head;
-  else sched.runqhead = head;
-  sched.runqtail = tail;
+// Empty chunks kept for the global run queue: enough for a few overflowing
+// Ps; beyond that they are freed (a million Gs queued at once used ~7,800).
+constexpr int kChunkFreeMax = 16;
+
+// globrunqputbatch() appends g[0..n) to the global run queue. Lock held.
+void globrunqputbatch(G* const* g, int n) {
   sched.runqsize.fetch_add(n, std::memory_order_relaxed);
+  while (n > 0) {
+    GChunk* c = sched.runqtail;
+    if (c == nullptr || c->tail == static_cast<int>(std::size(c->g))) {
+      c = sched.chunkfree;
+      if (c != nullptr) {
+        sched.chunkfree = c->next;
+        sched.nchunkfree--;
+      } else {
+        c = new GChunk;
+      }
+      c->next = nullptr;
+      c->head = c->tail = 0;
+      if (sched.runqtail != nullptr) sched.runqtail->next = c;
+      else sched.runqhead = c;
+      sched.runqtail = c;
+    }
+    const int k = std::min(n, static_cast<int>(std::size(c->g)) - c->tail);
+    std::memcpy(c->g + c->tail, g, k * sizeof(G*));
+    c->tail += k;
+    g += k;
+    n -= k;
+  }
 }
 
-void globrunqput(G* gp) { globrunqputbatch(gp, gp, 1); }
+void globrunqput(G* gp) { globrunqputbatch(&gp, 1); }
+
+// globrunqpop() takes the oldest G of the global run queue. Lock held; not empty.
+G* globrunqpop() {
+  GChunk* c = sched.runqhead;
+  G* gp = c->g[c->head++];
+  if (c->head == c->tail) {
+    sched.runqhead = c->next;
+    if (sched.runqhead == nullptr) sched.runqtail = nullptr;
+    if (sched.nchunkfree < kChunkFreeMax) {
+      c->next = sched.chunkfree;
+      sched.chunkfree = c;
+      sched.nchunkfree++;
+    } else {
+      delete c;
+    }
+  }
+  return gp;
+}
 
 // runqputslow() moves half of a full local queue plus gp to the global queue.
 // False if the queue is not full (a stealer made room) or a stealer raced us:
@@ -106,9 +148,8 @@ bool runqputslow(P* p, G* gp) {
   for (std::uint32_t i = 0; i < n; i++) batch[i] = p->runq[(h + i) % kRunqSize].load(std::memory_order_relaxed);
   if (!p->runqhead.compare_exchange_strong(h, h + n, std::memory_order_release)) return false;
   batch[n] = gp;
-  for (std::uint32_t i = 0; i < n; i++) batch[i]->schedlink = batch[i + 1];
   sched.lock.lock();
-  globrunqputbatch(batch[0], batch[n], n + 1);
+  globrunqputbatch(batch, n + 1);
   sched.lock.unlock();
   return true;
 }
@@ -131,6 +172,13 @@ bool runqputslow(P* p, G* gp) {
 void runqput(P* p, G* gp, bool next) {
   if (next) {
     G* old = p->runnext.load(std::memory_order_relaxed);
+    // Stealers only ever empty a full runnext (runqgrab) and only the owner
+    // fills it, so an empty one stays empty until this store: no CAS, which
+    // would be ~5 ns of every wake-up (two per channel round trip).
+    if (old == nullptr) {
+      p->runnext.store(gp, std::memory_order_release);
+      return;
+    }
     while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
     }
     if (old == nullptr) return;
@@ -208,14 +256,8 @@ G* globrunqget(P* p, int max) {
   if (max > 0 && n > max) n = max;
   if (n > kRunqSize / 2) n = kRunqSize / 2;
   sched.runqsize.fetch_sub(n, std::memory_order_relaxed);
-  G* gp = sched.runqhead;
-  sched.runqhead = gp->schedlink;
-  for (int i = 1; i < n; i++) {
-    G* g1 = sched.runqhead;
-    sched.runqhead = g1->schedlink;
-    runqput(p, g1, false);
-  }
-  if (sched.runqhead == nullptr) sched.runqtail = nullptr;
+  G* gp = globrunqpop();
+  for (int i = 1; i < n; i++) runqput(p, globrunqpop(), false);
   return gp;
 }
 
@@ -437,14 +479,17 @@ void resetspinning(M* m) {
 
 // ---- Gs ----
 
-// gfreebatchput() pushes a batch of free Gs (linked by schedlink, the count in
-// the first one's gfreen) on the global list, which holds whole batches so that
-// a P refills in O(1) instead of walking Gs whose lines are in another CPU's
-// cache (that walk was ~10% of a spawn on 2 Ps). sched.lock held.
-void gfreebatchput(G* batch) {
-  batch->gfreebatch = sched.gfree;
-  sched.gfree = batch;
-  sched.ngfree.fetch_add(batch->gfreen, std::memory_order_relaxed);
+// gfreebatchput() puts g[0..n) on the global free list as one batch, so a P
+// refills in O(1). sched.lock held.
+void gfreebatchput(G* const* g, int n) {
+  GBatch* b = sched.gbatchfree;
+  if (b != nullptr) sched.gbatchfree = b->next;
+  else b = new GBatch;
+  std::memcpy(b->g, g, n * sizeof(G*));
+  b->n = n;
+  b->next = sched.gfree;
+  sched.gfree = b;
+  sched.ngfree.fetch_add(n, std::memory_order_relaxed);
 }
 
 // gfput() recycles an exited G on p. Default-size stacks stay with their G.
@@ -462,43 +507,44 @@ void gfput(P* p, G* gp) {
   reset_context(gp->ctx);
   gp->status.store(Gstatus::dead, std::memory_order_relaxed);
   p->nlive.store(p->nlive.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-  gp->schedlink = p->gfree;
-  p->gfree = gp;
-  if (++p->gfreecnt >= kGfreeMax) {
+  p->gfree[p->gfreecnt++] = gp;
+  if (p->gfreecnt == kGfreeMax) {
     // Keep the kGfreeKeep most recently exited (their lines are in this CPU's
     // cache) and hand the older rest to the global list as one batch.
-    G* last = p->gfree;
-    for (int i = 1; i < kGfreeKeep; i++) last = last->schedlink;
-    G* rest = last->schedlink;
-    last->schedlink = nullptr;
-    rest->gfreen = p->gfreecnt - kGfreeKeep;
-    p->gfreecnt = kGfreeKeep;
+    constexpr int n = kGfreeMax - kGfreeKeep;
     sched.lock.lock();
-    gfreebatchput(rest);
+    gfreebatchput(p->gfree, n);
     sched.lock.unlock();
+    std::memmove(p->gfree, p->gfree + n, kGfreeKeep * sizeof(G*));
+    p->gfreecnt = kGfreeKeep;
   }
 }
 
 // gfget() takes a recycled G from p, refilling p with a batch from the global list.
 G* gfget(P* p) {
-  if (p->gfree == nullptr && sched.ngfree.load(std::memory_order_relaxed) > 0) {
+  if (p->gfreecnt == 0) {
+    if (sched.ngfree.load(std::memory_order_relaxed) == 0) return nullptr;
     sched.lock.lock();
-    if (G* batch = sched.gfree) {
-      sched.gfree = batch->gfreebatch;
-      sched.ngfree.fetch_sub(batch->gfreen, std::memory_order_relaxed);
-      p->gfree = batch;
-      p->gfreecnt = batch->gfreen;
+    if (GBatch* b = sched.gfree) {
+      sched.gfree = b->next;
+      sched.ngfree.fetch_sub(b->n, std::memory_order_relaxed);
+      std::memcpy(p->gfree, b->g, b->n * sizeof(G*));
+      p->gfreecnt = b->n;
+      b->next = sched.gbatchfree;
+      sched.gbatchfree = b;
     }
     sched.lock.unlock();
+    // The batch's Gs exited elsewhere: start fetching the first few at once.
+    for (int i = 1; i <= kGfreePrefetch && i <= p->gfreecnt; i++) __builtin_prefetch(p->gfree[p->gfreecnt - i], 1);
+    if (p->gfreecnt == 0) return nullptr;
   }
-  G* gp = p->gfree;
-  if (gp != nullptr) {
-    p->gfree = gp->schedlink;
-    p->gfreecnt--;
-    // The next spawn's G: start fetching its line now (it may have exited on
-    // another CPU), and this one's stack top, which make_context writes.
-    if (p->gfree != nullptr) __builtin_prefetch(p->gfree, 1);
-    if (!gp->stack.empty()) __builtin_prefetch(reinterpret_cast<const char*>(gp->stack.hi) - 64, 1);
+  G* gp = p->gfree[--p->gfreecnt];
+  // Keep kGfreePrefetch Gs in flight, and fetch the stack top (make_context
+  // writes it) of the next one, whose G line was asked for a few spawns ago.
+  if (p->gfreecnt >= kGfreePrefetch) __builtin_prefetch(p->gfree[p->gfreecnt - kGfreePrefetch], 1);
+  if (p->gfreecnt > 0) {
+    const G* next = p->gfree[p->gfreecnt - 1];
+    if (!next->stack.empty()) __builtin_prefetch(reinterpret_cast<const char*>(next->stack.hi) - 64, 1);
   }
   return gp;
 }
@@ -1018,8 +1064,13 @@ bool newproc_queue(G* gp) {
   }
   p->nspawn.store(p->nspawn.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  const bool full = runqroom(p) == 0;  // before: ready() may move half of it away
-  ready(gp);
+  const bool full = runqroom(p) == 0;  // before: runqput may move half of it away
+  // The new goroutine runs next (runnext), as Go's `go` statement, unless
+  // runnext is taken: then it queues at the tail instead of kicking the other
+  // out. A burst of spawns starts in spawn order, and it does not pay a runnext
+  // swap (a CAS: stealers take runnext too) per spawn: ~4 ns of ~55.
+  runqput(p, gp, p->runnext.load(std::memory_order_relaxed) == nullptr);
+  wakep();
   return full;
 }
 
@@ -1030,10 +1081,8 @@ void newproc_recycle(G* gp) {
     gfput(m->p, gp);
     return;
   }
-  gp->schedlink = nullptr;
-  gp->gfreen = 1;
   sched.lock.lock();
-  gfreebatchput(gp);
+  gfreebatchput(&gp, 1);
   sched.lock.unlock();
 }
 

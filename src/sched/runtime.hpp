@@ -57,9 +57,6 @@ constexpr int kGlsSlots = 8;  // goroutine-local storage slots
 struct G : StackOwner {
   Context ctx;
   std::atomic<Gstatus> status{Gstatus::idle};
-  G* schedlink = nullptr;   // run queue / free list link
-  G* gfreebatch = nullptr;  // sched.gfree: the next batch of free Gs
-  int gfreen = 0;           // sched.gfree: Gs in the batch this one heads
   M* m = nullptr;           // M running it, while running
   const GoFn* fn = nullptr;
   void* fnp = nullptr;      // the callable: fnbuf or heap
@@ -85,6 +82,32 @@ struct G : StackOwner {
 };
 
 constexpr int kRunqSize = 256;
+
+// Go's numbers: a P keeps at most 64 free Gs and moves half to the global list
+// when it has more.
+constexpr int kGfreeMax = 64;
+constexpr int kGfreeKeep = 32;
+
+// A piece of the global run queue: Gs [head, tail) of g, in order. Go threads
+// its global queue through the Gs; ours holds pointers so that moving Gs
+// between it and a P's ring never reads a G under sched.lock: those Gs were
+// usually queued by another CPU, and walking them cost ~7% of a spawn on 2 Ps.
+// Sized for runqputslow's batch: half a ring plus the G being queued.
+struct GChunk {
+  GChunk* next = nullptr;
+  int head = 0, tail = 0;
+  G* g[kRunqSize / 2 + 1];
+};
+
+// A batch of free Gs on the global list (sched.gfree). Pointers in an array,
+// not a list threaded through the Gs: the Gs usually exited on another CPU, and
+// a P taking them can fetch several lines at once only if it knows their
+// addresses without reading each G first (a list walk cost ~7 ns a spawn on 2 Ps).
+struct GBatch {
+  GBatch* next = nullptr;
+  int n = 0;
+  G* g[kGfreeMax - kGfreeKeep];
+};
 
 struct P {
   int id = 0;
@@ -117,8 +140,9 @@ struct P {
   // findrunnable's spin before sleeping, ns: adapts between kMinSpinNs and
   // sched.spin_ns (proc.cpp). Owner only.
   std::int64_t spinbudget = 0;
-  // Exited Gs with default stacks (gfput / gfget).
-  G* gfree = nullptr;
+  // Exited Gs with default stacks (gfput / gfget): a stack, the most recently
+  // exited (warmest in this CPU's cache) on top.
+  G* gfree[kGfreeMax] = {};
   int gfreecnt = 0;
   // Timers (rule 5): a 4-ary min-heap on Timer::when.
   Lock timerslock;
@@ -181,9 +205,11 @@ struct Sched {
   std::int64_t hog_ns = 0;
   // Under the lock, and the counts that every switch (runqsize) or spin reads.
   alignas(64) Lock lock;  // rule 2
-  G* runqhead = nullptr;
-  G* runqtail = nullptr;
-  std::atomic<int> runqsize{0};
+  GChunk* runqhead = nullptr;  // the global run queue: chunks, oldest first
+  GChunk* runqtail = nullptr;
+  std::atomic<int> runqsize{0};  // Gs in it
+  GChunk* chunkfree = nullptr;   // empty chunks kept for reuse
+  int nchunkfree = 0;
   M* midle = nullptr;
   int nmidle = 0;
   int mcount = 0;
@@ -192,8 +218,9 @@ struct Sched {
   P* pnetwait = nullptr;
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
-  G* gfree = nullptr;  // batches of exited Gs from Ps with too many (gfreebatchput)
-  std::atomic<int> ngfree{0};  // Gs in them
+  GBatch* gfree = nullptr;      // batches of exited Gs from Ps with too many (gfreebatchput)
+  GBatch* gbatchfree = nullptr;  // empty batches, for reuse (never freed)
+  std::atomic<int> ngfree{0};    // Gs in sched.gfree
   // Written once per batch of goroutine ids, per new G, per timed sleep.
   alignas(64) std::atomic<std::uint64_t> goidgen{0};
   // allgs: every G ever made (reused, never freed, as in Go).
