@@ -65,6 +65,44 @@ TEST_CASE("a spawner that overflows its run queue lets what it spawned run befor
   CHECK(ran.load() == 300);
 }
 
+TEST_CASE("goroutines spawned from a plain thread (the global run queue, many chunks) all run") {
+  // A plain thread has no P: each spawn goes to the global queue, which holds
+  // G pointers in chunks of 129; 5,000 at once span ~39 chunks, more than the
+  // 16 kept for reuse, so chunks are made, reused and freed.
+  constexpr int n = 5000;
+  std::atomic<int> ran{0};
+  gort::main([&] {
+    std::thread t([&] {
+      for (int i = 0; i < n; i++) gort::go([&] { ran.fetch_add(1); });
+    });
+    t.join();
+    wait_until([&] { return ran.load() == n; });
+  });
+  CHECK(ran.load() == n);
+}
+
+TEST_CASE("a runtime Lock wakes the lockers that went to sleep on it") {
+  // Holders that sleep while holding it send the other lockers past their spin
+  // into the futex, where only an unlock's wake (its unfenced read of the
+  // sleeper count, lock.hpp) brings them back: a lost wake-up hangs this test.
+  gort::rt::Lock l;
+  long counter = 0;
+  constexpr int kThreads = 4, kRounds = 2000;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; t++) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < kRounds; i++) {
+        l.lock();
+        counter++;
+        if (i % 50 == 0) std::this_thread::sleep_for(20us);
+        l.unlock();
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  CHECK(counter == long{kThreads} * kRounds);
+}
+
 TEST_CASE("goroutine ids are unique across Ps (per-P id batches)") {
   constexpr int n = 20'000 / kScale;
   std::set<std::uint64_t> ids;

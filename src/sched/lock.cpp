@@ -1,6 +1,7 @@
 #include "sched/lock.hpp"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,15 @@ void futexwakeup(std::atomic<std::uint32_t>* addr, int n) {
 // Spin a little before sleeping: critical sections under a runtime lock are a
 // few hundred ns, far shorter than a futex sleep and wake (~20 us across vCPUs).
 constexpr int kActiveSpin = 100;
+// Without membarrier a sleeper may miss an unlock's wake (it raced the
+// unlocker's unfenced read of the sleeper count): it looks again this often.
+// Only reached after kActiveSpin failed tries, when the holder was descheduled.
+constexpr std::int64_t kLockPollNs = 1'000'000;
+
+bool lock_init() {
+  static const bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  return ok;
+}
 
 void Lock::lock_slow() {
   std::uint32_t v = 0;
@@ -45,8 +55,20 @@ void Lock::lock_slow() {
     if (v == 0 && key_.compare_exchange_weak(v, 1, std::memory_order_acquire)) return;
     __builtin_ia32_pause();
   }
-  // Mark the lock contended (2) so the holder's unlock wakes a sleeper.
-  while (key_.exchange(2, std::memory_order_acquire) != 0) futexsleep(&key_, 2, -1);
+  // Count ourselves, then make every other CPU running our threads pass a full
+  // barrier (~11 us here with the other vCPU busy; a futex wake costs ~20).
+  // An unlock whose sleeper-count read came before our count was visible had
+  // its store of 0 drained by that barrier, so our reads below see it; any
+  // later unlock reads our count and wakes us. A woken locker that loses the
+  // lock again stays counted, so later unlocks keep waking it.
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  const bool fenced = lock_init() && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+  for (;;) {
+    v = 0;
+    if (key_.compare_exchange_strong(v, 1, std::memory_order_acquire)) break;
+    futexsleep(&key_, v, fenced ? -1 : kLockPollNs);
+  }
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Lock::wake() { futexwakeup(&key_, 1); }

@@ -1,9 +1,17 @@
 // Runtime locks and notes, usable from goroutines, from g0 and from plain threads.
 //
-// Lock is Go's lock_futex: a three-state futex mutex for short critical sections
-// (run queues, channels, timers). A goroutine never parks while holding one; a
-// goroutine about to park hands its lock to gopark, which releases it only once
-// the goroutine is off its stack.
+// Lock is Go's lock_futex for short critical sections (run queues, channels,
+// timers), with an unlock that has no locked instruction: a channel round trip
+// takes and releases four of them, and a locked instruction costs ~5 ns here.
+// A goroutine never parks while holding one; a goroutine about to park hands
+// its lock to gopark, which releases it only once the goroutine is off its stack.
+//
+// The wake-up protocol (lock.cpp) is an asymmetric Dekker: unlock() stores 0,
+// then reads the count of sleepers, in program order but without a fence; a
+// locker about to sleep counts itself, then runs membarrier(), which makes every
+// thread of ours on another CPU execute a full barrier. Either the unlocker
+// sees the sleeper, or the sleeper sees the unlock. Unlike Go's, this unlock is
+// not a full barrier: code that needs one after it says so (a fence).
 //
 // Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
 #pragma once
@@ -19,9 +27,11 @@ class Lock {
   void lock() {
     if (!try_lock()) [[unlikely]] lock_slow();
   }
-  // unlock() releases it and wakes one sleeper if there may be one.
+  // unlock() releases it and wakes one sleeper if there is one.
   void unlock() {
-    if (key_.exchange(0, std::memory_order_release) == 2) [[unlikely]] wake();
+    key_.store(0, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the load stays after the store
+    if (sleepers_.load(std::memory_order_relaxed) != 0) [[unlikely]] wake();
   }
   // try_lock() takes the lock if it is free.
   bool try_lock() {
@@ -32,8 +42,14 @@ class Lock {
  private:
   void lock_slow();
   void wake();
-  std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked, 2 locked with sleepers
+  std::atomic<std::uint32_t> key_{0};       // 0 free, 1 locked
+  std::atomic<std::uint32_t> sleepers_{0};  // lockers past spinning (lock_slow)
 };
+
+// lock_init() sets up the sleeper's side of Lock's wake-up protocol; false if
+// the kernel lacks membarrier(PRIVATE_EXPEDITED), and then a sleeping locker
+// re-checks the lock every kLockPollNs instead of trusting the unlocker's wake.
+bool lock_init();
 
 class Note {
  public:

@@ -31,6 +31,10 @@ void schedinit() {
     }
     sched.spin_ns = static_cast<std::int64_t>(c.sched_spin_us) * 1000;
     sched.hog_ns = static_cast<std::int64_t>(c.sched_hog_ms) * 1'000'000;
+    if (!lock_init()) {
+      log()->warn("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is unavailable (kernel < 4.14 or a seccomp "
+                  "filter): a goroutine waiting on a contended runtime lock may wait up to 1 ms too long");
+    }
     schedinit_procs(procs);
     netpollinit();
     sysmon_start();

@@ -814,6 +814,10 @@ top:
     pidleput(p);
   }
   sched.lock.unlock();
+  // Our P is listed idle (npidle) before we look at the queues, and a spawner
+  // queues before it reads npidle in wakep: a full fence on each side (the
+  // unlock is not one, lock.hpp), so one of us sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   // The global queue too: a goroutine readied from a plain thread goes there,
   // and its wakep may have seen our nmspinning before we dropped it.
   bool work = sched.runqsize.load(std::memory_order_acquire) > 0;

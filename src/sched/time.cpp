@@ -95,7 +95,12 @@ void addtimer(Timer* t) {
   // may then reuse it (a sleeping goroutine woken and sleeping again).
   const std::int64_t when = t->when;
   p->timerslock.unlock();
-  if (first) wake_for_timer(when);
+  if (first) {
+    // The new deadline is published before we read what idle Ms sleep until,
+    // as they publish that before reading the deadlines (the unlock is no fence).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    wake_for_timer(when);
+  }
 }
 
 bool deltimer(Timer* t) {
