@@ -11,7 +11,7 @@
 // locker about to sleep counts itself, then runs membarrier(), which makes every
 // thread of ours on another CPU execute a full barrier. Either the unlocker
 // sees the sleeper, or the sleeper sees the unlock. Unlike Go's, this unlock is
-// not a full barrier: code that needs one after it says so (a fence).
+// not a full barrier: code that needs one after it says so (storeload_fence).
 //
 // Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
 #pragma once
@@ -45,6 +45,11 @@ class Lock {
   std::atomic<std::uint32_t> key_{0};       // 0 free, 1 locked
   std::atomic<std::uint32_t> sleepers_{0};  // lockers past spinning (lock_slow)
 };
+
+// storeload_fence() orders every earlier store before every later load, as
+// Linux's smp_mb on x86 (a locked no-op on the stack). Not
+// std::atomic_thread_fence: TSan builds reject it.
+inline void storeload_fence() { asm volatile("lock orl $0, (%%rsp)" ::: "memory", "cc"); }
 
 // lock_init() sets up the sleeper's side of Lock's wake-up protocol; false if
 // the kernel lacks membarrier(PRIVATE_EXPEDITED), and then a sleeping locker

@@ -814,10 +814,11 @@ top:
     pidleput(p);
   }
   sched.lock.unlock();
-  // Our P is listed idle (npidle) before we look at the queues, and a spawner
-  // queues before it reads npidle in wakep: a full fence on each side (the
-  // unlock is not one, lock.hpp), so one of us sees the other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Our P is listed idle (npidle) before we look at the queues (a full fence:
+  // the unlock is not one, lock.hpp). As in Go, the side that queues has no
+  // fence before wakep reads npidle: a goroutine it queued meanwhile may be
+  // missed by both, and then waits for its own P, which is running.
+  storeload_fence();
   // The global queue too: a goroutine readied from a plain thread goes there,
   // and its wakep may have seen our nmspinning before we dropped it.
   bool work = sched.runqsize.load(std::memory_order_acquire) > 0;

@@ -98,7 +98,7 @@ void addtimer(Timer* t) {
   if (first) {
     // The new deadline is published before we read what idle Ms sleep until,
     // as they publish that before reading the deadlines (the unlock is no fence).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    storeload_fence();
     wake_for_timer(when);
   }
 }
