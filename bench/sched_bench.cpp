@@ -206,12 +206,11 @@ int run_sched_bench(const SchedBenchArgs& a, const std::string& self) {
   }
   std::printf("# targets: yield <= 8 ns, spawn <= 50 ns, chan rtt <= 50 ns\n");
   if (ours.count("sched_floor_yield_ns") != 0 && ours.count("cpu_locked_op_ns") != 0) {
-    // A round trip is two switches through the run queue plus ten more locked
-    // instructions: a lock/unlock pair on the channel per operation (four) and
-    // the stealable runnext slot each woken goroutine is published in (two).
+    // A round trip is two switches through the run queue plus four more locked
+    // instructions, one lock of the channel per operation (sched_floor.cpp).
     const double yield = ours["sched_floor_yield_ns"], locked = ours["cpu_locked_op_ns"];
-    std::printf("# floors here: yield >= %.1f ns (sched_floor_yield_ns); chan rtt >= 2 x %.1f + 10 x %.1f = %.1f ns\n",
-                yield, yield, locked, 2 * yield + 10 * locked);
+    std::printf("# floors here: yield >= %.1f ns (sched_floor_yield_ns); chan rtt >= 2 x %.1f + 4 x %.1f = %.1f ns\n",
+                yield, yield, locked, 2 * yield + 4 * locked);
   }
   return ok ? 0 : 1;
 }

@@ -9,10 +9,12 @@
 //                          context switch, and nothing else: no preemption tick,
 //                          no exception state, no I/O check, no sysmon bookkeeping
 //
-// A yield can cost no less than sched_floor_yield_ns; a channel round trip takes
-// at least two switches and a dozen locked instructions (four lock/unlock pairs
-// on the channel, and the runnext slot the woken goroutine is published in,
-// which idle Ms may steal from).
+// A yield can cost no less than sched_floor_yield_ns. A channel round trip takes
+// at least two such switches (each takes the woken goroutine from the runnext
+// slot, which idle Ms may steal from, with a CAS) and four more locked
+// instructions: the channel's lock, taken once per operation. Releasing it and
+// publishing a goroutine in an empty runnext are plain stores (lock.hpp,
+// runqput).
 #include "sched_floor.hpp"
 
 #include <atomic>

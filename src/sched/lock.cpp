@@ -43,6 +43,8 @@ constexpr int kActiveSpin = 100;
 // Only reached after kActiveSpin failed tries, when the holder was descheduled.
 constexpr std::int64_t kLockPollNs = 1'000'000;
 
+std::atomic<std::uint32_t> Lock::sleeper_slots[Lock::kSleeperSlots];
+
 bool lock_init() {
   static const bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
   return ok;
@@ -61,14 +63,15 @@ void Lock::lock_slow() {
   // its store of 0 drained by that barrier, so our reads below see it; any
   // later unlock reads our count and wakes us. A woken locker that loses the
   // lock again stays counted, so later unlocks keep waking it.
-  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic<std::uint32_t>& sleepers = sleepers_of(this);
+  sleepers.fetch_add(1, std::memory_order_seq_cst);
   const bool fenced = lock_init() && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
   for (;;) {
     v = 0;
     if (key_.compare_exchange_strong(v, 1, std::memory_order_acquire)) break;
     futexsleep(&key_, v, fenced ? -1 : kLockPollNs);
   }
-  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  sleepers.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Lock::wake() { futexwakeup(&key_, 1); }

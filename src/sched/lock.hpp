@@ -13,7 +13,11 @@
 // sees the sleeper, or the sleeper sees the unlock. Unlike Go's, this unlock is
 // not a full barrier: code that needs one after it says so (storeload_fence).
 //
-// Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
+// The sleeper counts live in a global table hashed by the lock's address, not
+// in the lock: once its store of 0 is visible, another thread may take the
+// lock, release it and free it (a channel, a select's frame), so the unlocker
+// must not read the lock again. A count shared by two locks only costs a
+// spurious wake (every futex sleeper here re-checks its condition).
 #pragma once
 
 #include <atomic>
@@ -29,9 +33,10 @@ class Lock {
   }
   // unlock() releases it and wakes one sleeper if there is one.
   void unlock() {
+    std::atomic<std::uint32_t>& sleepers = sleepers_of(this);
     key_.store(0, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the load stays after the store
-    if (sleepers_.load(std::memory_order_relaxed) != 0) [[unlikely]] wake();
+    if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] wake();
   }
   // try_lock() takes the lock if it is free.
   bool try_lock() {
@@ -40,10 +45,21 @@ class Lock {
   }
 
  private:
+  static constexpr int kSleeperSlots = 1024;
+  // sleepers_of() is the count of lockers past spinning (lock_slow) on l and
+  // on the other locks that hash to its slot.
+  static std::atomic<std::uint32_t>& sleepers_of(const Lock* l) {
+    const auto a = reinterpret_cast<std::uintptr_t>(l);
+    return sleeper_slots[(a * 0x9e3779b97f4a7c15ull) >> (64 - 10)];
+  }
+  static_assert(kSleeperSlots == 1 << 10);
+  static std::atomic<std::uint32_t> sleeper_slots[kSleeperSlots];
+
   void lock_slow();
+  // wake() wakes a sleeper on key_. It may run after another thread freed the
+  // lock: it passes key_'s address to the kernel and never reads it.
   void wake();
-  std::atomic<std::uint32_t> key_{0};       // 0 free, 1 locked
-  std::atomic<std::uint32_t> sleepers_{0};  // lockers past spinning (lock_slow)
+  std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked
 };
 
 // storeload_fence() orders every earlier store before every later load, as
