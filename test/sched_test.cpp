@@ -81,6 +81,30 @@ TEST_CASE("goroutines spawned from a plain thread (the global run queue, many ch
   CHECK(ran.load() == n);
 }
 
+TEST_CASE("an idle P takes the goroutine waiting in runnext behind one that runs on") {
+  // B waits in runnext of A's P (a spawn into an empty runnext) while A loops
+  // without a runtime call until B has run: only another P stealing runnext
+  // (after Go's 3 us grace, announced with membarrier: rule 1 of runtime.hpp)
+  // can run it. Without a second P or membarrier there is nothing to test.
+  std::atomic<bool> ran{false};
+  bool tested = false;
+  gort::main([&] {
+    if (gort::rt::sched.procs < 2 || !gort::rt::lock_init()) return;
+    tested = true;
+    gort::Chan<int> done(1);
+    gort::go([&] {
+      gort::go([&] {
+        ran.store(true);
+        done.send(1);
+      });
+      while (!ran.load()) {
+      }
+    });
+    (void)done.recv();  // parks goroutine 1, so its P goes looking for work
+  });
+  CHECK((!tested || ran.load()));
+}
+
 TEST_CASE("a runtime Lock wakes the lockers that went to sleep on it") {
   // Holders that sleep while holding it send the other lockers past their spin
   // into the futex, where only an unlock's wake (its unfenced read of the

@@ -50,6 +50,10 @@ bool lock_init() {
   return ok;
 }
 
+bool membarrier_all() {
+  return lock_init() && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
 void Lock::lock_slow() {
   std::uint32_t v = 0;
   for (int i = 0; i < kActiveSpin; i++) {
@@ -65,7 +69,7 @@ void Lock::lock_slow() {
   // lock again stays counted, so later unlocks keep waking it.
   std::atomic<std::uint32_t>& sleepers = sleepers_of(this);
   sleepers.fetch_add(1, std::memory_order_seq_cst);
-  const bool fenced = lock_init() && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+  const bool fenced = membarrier_all();
   for (;;) {
     v = 0;
     if (key_.compare_exchange_strong(v, 1, std::memory_order_acquire)) break;

@@ -67,6 +67,12 @@ class Lock {
 // std::atomic_thread_fence: TSan builds reject it.
 inline void storeload_fence() { asm volatile("lock orl $0, (%%rsp)" ::: "memory", "cc"); }
 
+// membarrier_all() makes every thread of this process that is running on
+// another CPU execute a full barrier before it returns (the heavy side of an
+// asymmetric fence; ~11 us here with the other vCPU busy). False if the kernel
+// does not offer it (lock_init).
+bool membarrier_all();
+
 // lock_init() sets up the sleeper's side of Lock's wake-up protocol; false if
 // the kernel lacks membarrier(PRIVATE_EXPEDITED), and then a sleeping locker
 // re-checks the lock every kLockPollNs instead of trusting the unlocker's wake.

@@ -165,24 +165,38 @@ bool runqputslow(P* p, G* gp) {
   return true;
 }
 
+// runnext_exchange() puts nu in p's runnext and returns what was there (nullptr
+// if a stealer took it). Owner only (rule 1). Unless a stealer has announced
+// itself, plain accesses suffice: a locked instruction would cost ~5 ns of
+// every switch to a woken goroutine. Inlined: it is part of every such switch.
+[[gnu::always_inline]] inline G* runnext_exchange(P* p, G* nu) {
+  p->nextowner.store(1, std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // the load stays after the store
+  G* old;
+  if (p->nextstealers.load(std::memory_order_relaxed) == 0) [[likely]] {
+    old = p->runnext.load(std::memory_order_relaxed);
+    p->runnext.store(nu, std::memory_order_release);
+  } else {
+    old = p->runnext.exchange(nu, std::memory_order_acq_rel);
+  }
+  p->nextowner.store(0, std::memory_order_release);
+  return old;
+}
+
 }  // namespace
 
 // runqput() queues gp on p; with next, into runnext (it runs next, inheriting
 // the time slice), kicking the old runnext to the tail. Only p's owner calls it.
 void runqput(P* p, G* gp, bool next) {
   if (next) {
-    G* old = p->runnext.load(std::memory_order_relaxed);
     // Stealers only ever empty a full runnext (runqgrab) and only the owner
-    // fills it, so an empty one stays empty until this store: no CAS, which
-    // would be ~5 ns of every wake-up (two per channel round trip).
-    if (old == nullptr) {
+    // fills it, so an empty one stays empty until this store.
+    if (p->runnext.load(std::memory_order_relaxed) == nullptr) {
       p->runnext.store(gp, std::memory_order_release);
       return;
     }
-    while (!p->runnext.compare_exchange_weak(old, gp, std::memory_order_acq_rel)) {
-    }
-    if (old == nullptr) return;
-    gp = old;
+    gp = runnext_exchange(p, gp);
+    if (gp == nullptr) return;
   }
   while (!runqputtail(p, gp) && !runqputslow(p, gp)) {
   }
@@ -193,9 +207,8 @@ namespace {
 // runqget() takes the next G of p: runnext first. Only p's owner calls it.
 // Inlined: it is half of every switch.
 [[gnu::always_inline]] inline G* runqget(P* p) {
-  G* next = p->runnext.load(std::memory_order_relaxed);
-  if (next != nullptr && p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
-    return next;
+  if (p->runnext.load(std::memory_order_relaxed) != nullptr) {
+    if (G* next = runnext_exchange(p, nullptr)) return next;
   }
   for (;;) {
     std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
@@ -204,6 +217,36 @@ namespace {
     G* gp = p->runq[h % kRunqSize].load(std::memory_order_relaxed);
     if (p->runqhead.compare_exchange_weak(h, h + 1, std::memory_order_release)) return gp;
   }
+}
+
+// How long a stealer watches a P with a goroutine in runnext before taking it:
+// Go's 3 us. A P that schedules meanwhile will run it itself.
+constexpr std::int64_t kRunnextGraceNs = 3'000;
+
+// runnext_steal() takes p's runnext for another P (rule 1), if p has not
+// scheduled for kRunnextGraceNs: the goroutine waits behind one that runs on.
+// Go steals it after the wait whatever p did; here a P that keeps scheduling
+// (a ping-pong pair) keeps it, and is not sent membarrier's IPIs. Without
+// membarrier runnext is never stolen: it waits for its own P.
+G* runnext_steal(P* p) {
+  if (p->runnext.load(std::memory_order_relaxed) == nullptr) return nullptr;
+  const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed);
+  const std::int64_t until = nanotime() + kRunnextGraceNs;
+  while (nanotime() < until) __builtin_ia32_pause();
+  if (p->schedtick.load(std::memory_order_relaxed) != tick) return nullptr;
+  p->nextstealers.fetch_add(1, std::memory_order_seq_cst);
+  // After the barrier the owner either sees us (and swaps with a locked
+  // instruction) or its window is visible here and we wait for it to close.
+  if (!membarrier_all()) {
+    p->nextstealers.fetch_sub(1, std::memory_order_release);
+    return nullptr;
+  }
+  while (p->nextowner.load(std::memory_order_acquire) != 0) __builtin_ia32_pause();
+  G* next = p->runnext.load(std::memory_order_acquire);
+  while (next != nullptr && !p->runnext.compare_exchange_weak(next, nullptr, std::memory_order_acq_rel)) {
+  }
+  p->nextstealers.fetch_sub(1, std::memory_order_release);
+  return next;
 }
 
 // runqgrab() copies half of p's queue into batch[bh...] (a ring of kRunqSize) and
@@ -216,8 +259,7 @@ std::uint32_t runqgrab(P* p, std::atomic<G*>* batch, std::uint32_t bh, bool stea
     n = n - n / 2;
     if (n == 0) {
       if (stealnext) {
-        G* next = p->runnext.load(std::memory_order_acquire);
-        if (next != nullptr && p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel)) {
+        if (G* next = runnext_steal(p)) {
           batch[bh % kRunqSize].store(next, std::memory_order_relaxed);
           return 1;
         }

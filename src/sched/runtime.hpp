@@ -4,6 +4,11 @@
 // Locking and ownership (numbered as in Photon's thread.cpp; proc.cpp keeps them):
 //  1. A P's run queue ring is written at the tail only by the M holding the P;
 //     any M may take from the head (runqget, runqsteal) with a CAS.
+//     runnext is filled only by the owner. The owner swaps it with plain loads
+//     and stores inside its window (P::nextowner set), unless a stealer has
+//     announced itself (P::nextstealers); a stealer announces itself, runs
+//     membarrier (lock.hpp), waits for the window to close, then CASes. So the
+//     owner's every switch to a woken goroutine needs no locked instruction.
 //  2. sched.lock guards the global run queue, the idle M and P lists and the
 //     global free-G lists. It is never held across a context switch.
 //  3. A G's status moves waiting -> runnable once per park: goready's caller owns
@@ -137,6 +142,8 @@ struct P {
   std::atomic<std::uint32_t> runqtail{0};
   std::atomic<G*> runq[kRunqSize] = {};
   std::atomic<G*> runnext{nullptr};
+  std::atomic<std::uint32_t> nextowner{0};     // rule 1: the owner is swapping runnext
+  std::atomic<std::uint32_t> nextstealers{0};  // rule 1: Ms about to steal runnext
   // findrunnable's spin before sleeping, ns: adapts between kMinSpinNs and
   // sched.spin_ns (proc.cpp). Owner only.
   std::int64_t spinbudget = 0;
