@@ -171,6 +171,25 @@ TEST_CASE("a peer's reset interrupts a blocked read with connection_reset") {
   });
 }
 
+TEST_CASE("reads whose deadline expires while they park all return timed_out") {
+  // A deadline just past (the read's check reads the coarse clock, up to a
+  // tick behind) or a few microseconds away expires while the read parks: its
+  // timer may fire on another M before the goroutine is off its stack. That
+  // wake-up must not be lost (Go's pdWait): a lost one left the read parked
+  // forever.
+  gort::main([] {
+    auto [ln, client, server] = connected_pair();
+    auto* s = &server;
+    char buf[8];
+    int timed_out = 0;
+    for (int i = 0; i < 2000; i++) {
+      s->set_read_deadline(net::Clock::now() + std::chrono::microseconds(i % 40 - 30));
+      if (s->read(std::span<char>(buf)).ec == std::errc::timed_out) timed_out++;
+    }
+    CHECK(timed_out == 2000);
+  });
+}
+
 TEST_CASE("a read past its deadline returns timed_out, and the connection still closes cleanly") {
   gort::main([] {
     auto [ln, client, server] = connected_pair();
@@ -360,6 +379,7 @@ TEST_CASE("io.backend=auto falls back to epoll when io_uring is refused and says
     });
   });
   if (expected_backend() == "epoll") return;  // the child ran epoll by request
+  CAPTURE(r.err);
   CHECK(r.status == 0);
   CHECK(r.err.find("backend=epoll") != std::string::npos);
   CHECK(r.err.find("io_uring unavailable (io_uring_setup: Operation not permitted); using the epoll backend") !=

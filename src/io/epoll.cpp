@@ -2,7 +2,7 @@
 // epoll, or auto when io_uring cannot be set up). Go's netpoll_epoll.go model:
 // one epoll instance, every socket registered once, edge-triggered, with a
 // poll descriptor holding the goroutine waiting to read and the one waiting
-// to write (Go's pollDesc rg/wg: 0, kReady, or the parked G).
+// to write (Go's pollDesc rg/wg: 0, kReady, kWait, or the parked G).
 //
 // An operation tries the non-blocking call first and parks only on EAGAIN, so
 // a socket with data pending costs one syscall, as in Go. The Ps share the
@@ -114,12 +114,11 @@ class Epoll final : public Backend {
 
   long op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) override {
     if (fd.kind == net::FdState::Kind::file || fd.pd == nullptr) return op_blocking(fd, a, deadline);
-    PollDesc* pd = fd.pd;
     const bool w = a.kind == OpKind::send || a.kind == OpKind::write || a.kind == OpKind::connect;
     if (a.kind == OpKind::connect) {
       long r = syscall_op(fd.fd, a, true);
       if (r != -EINPROGRESS) return r;
-      while (!pdblock(pd, true, deadline)) {
+      while (!pdblock(fd, true, deadline)) {
         if (fd.closed()) return -EBADF;
         if (deadline != 0 && nanotime() >= deadline) return -ETIMEDOUT;
       }
@@ -131,7 +130,7 @@ class Epoll final : public Backend {
     for (;;) {
       long r = syscall_op(fd.fd, a, true);
       if (r != -EAGAIN) return r;
-      if (!pdblock(pd, w, deadline)) {
+      if (!pdblock(fd, w, deadline)) {
         if (fd.closed()) return -EBADF;
         if (deadline != 0 && nanotime() >= deadline) return -ETIMEDOUT;
       }
@@ -170,23 +169,32 @@ class Epoll final : public Backend {
  private:
   // pdblock() parks until pd is ready for reading (or writing, w), the
   // deadline passes or the descriptor is closed. True if it became ready.
-  bool pdblock(PollDesc* pd, bool w, std::int64_t deadline) {
+  bool pdblock(const net::FdState& fd, bool w, std::int64_t deadline) {
+    PollDesc* pd = fd.pd;
     std::atomic<std::uintptr_t>& gpp = w ? pd->wg : pd->rg;
     std::uintptr_t r = kReady;
     if (gpp.compare_exchange_strong(r, 0, std::memory_order_acq_rel)) return true;
-    Timer* t = nullptr;
+    struct Wait {
+      const net::FdState* fd;
+      Timer* t;
+    } wait{&fd, nullptr};
     if (deadline != 0) {
-      t = w ? &pd->wt : &pd->rt;
-      t->when = deadline;
-      t->period = 0;
-      t->f = w ? wtimeout : rtimeout;
-      t->arg = pd;
-      addtimer(t);
+      wait.t = w ? &pd->wt : &pd->rt;
+      wait.t->when = deadline;
+      wait.t->period = 0;
+      wait.t->f = w ? wtimeout : rtimeout;
+      wait.t->arg = pd;
     }
+    // The timer is armed and the close checked only once the word says
+    // kWait: a timeout or close before then would find nobody to wake.
     nwait_.fetch_add(1, std::memory_order_relaxed);
-    const bool ready = netpollblock(gpp, "IO wait");
+    const bool ready = netpollblock(gpp, "IO wait", [](void* a) {
+      auto* wt = static_cast<Wait*>(a);
+      if (wt->t != nullptr) addtimer(wt->t);
+      return !wt->fd->closed();
+    }, &wait);
     nwait_.fetch_sub(1, std::memory_order_relaxed);
-    if (t != nullptr) deltimer(t);
+    if (wait.t != nullptr) deltimer(wait.t);
     return ready;
   }
 

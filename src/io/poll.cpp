@@ -79,16 +79,26 @@ void netpollready(G* gp) { goready(gp); }
 
 const char* io_backend_name() { return backend().name().data(); }
 
-bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason) {
-  std::uintptr_t r = kReady;
-  if (gpp.compare_exchange_strong(r, 0, std::memory_order_acq_rel)) return true;
-  // Publish ourselves only once off our stack (rule 4 of runtime.hpp); if the
-  // wake-up came meanwhile, resume at once.
+bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason, bool (*onwait)(void*), void* arg) {
+  std::uintptr_t old = gpp.load(std::memory_order_acquire);
+  for (;;) {
+    if (old == kReady) {
+      if (gpp.compare_exchange_weak(old, 0, std::memory_order_acq_rel)) return true;
+      continue;
+    }
+    // Another goroutine waits on the word: leave it to that one; our caller
+    // retries its operation, as after a wake-up without readiness.
+    if (old != 0) return false;
+    if (gpp.compare_exchange_weak(old, kWait, std::memory_order_acq_rel)) break;
+  }
+  if (onwait != nullptr && !onwait(arg)) return gpp.exchange(0, std::memory_order_acq_rel) == kReady;
+  // Publish ourselves only once off our stack (rule 4 of runtime.hpp); if an
+  // unblock replaced kWait meanwhile, resume at once.
   gopark(
       [](G* gp, void* arg) {
-        std::uintptr_t z = 0;
+        std::uintptr_t w = kWait;
         return static_cast<std::atomic<std::uintptr_t>*>(arg)->compare_exchange_strong(
-            z, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel);
+            w, reinterpret_cast<std::uintptr_t>(gp), std::memory_order_acq_rel);
       },
       &gpp, reason);
   return gpp.exchange(0, std::memory_order_acq_rel) == kReady;
@@ -102,7 +112,7 @@ bool netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready) {
     const std::uintptr_t nv = ioready ? kReady : 0;
     if (gpp.compare_exchange_weak(old, nv, std::memory_order_acq_rel)) break;
   }
-  if (old <= kReady) return false;
+  if (old <= kWait) return false;  // nobody parked: a parking goroutine resumes by itself
   netpollready(reinterpret_cast<G*>(old));
   return true;
 }

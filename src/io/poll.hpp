@@ -47,12 +47,22 @@ void netpollwait(P* p, std::int64_t until);
 bool netpollpending(P* p);
 // netpollbreak() wakes the M sleeping in netpollwait(p) (rule 3).
 void netpollbreak(P* p);
-// A wake word, Go's pollDesc rg/wg: 0, kReady, or the goroutine parked on it.
+// A wake word, Go's pollDesc rg/wg: 0, kReady, kWait, or the goroutine
+// parked on it.
 constexpr std::uintptr_t kReady = 1;
+// A goroutine is parking on the word (Go's pdWait): an unblock that comes
+// before it is off its stack (a deadline timer firing on another M at once)
+// replaces kWait, so the park fails and the goroutine resumes instead of
+// sleeping with nobody left to wake it.
+constexpr std::uintptr_t kWait = 2;
 // netpollblock() parks the calling goroutine on gpp until netpollunblock
 // (Go's netpollblock): returns at once, consuming it, if gpp is kReady.
-// Returns true if it was woken with readiness.
-bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason);
+// Returns true if it was woken with readiness. onwait(arg), if given, runs
+// once gpp says kWait, before parking: it arms what may unblock gpp (a
+// deadline timer, which before then could fire unseen) and returns false to
+// give up at once (the descriptor is closing).
+bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason, bool (*onwait)(void*) = nullptr,
+                  void* arg = nullptr);
 // netpollunblock() sets gpp to kReady (ioready) or 0 and readies the
 // goroutine parked on it; true if there was one. After its CAS it no longer
 // touches gpp, which may live on the woken goroutine's stack.
