@@ -33,7 +33,8 @@ void schedinit() {
     sched.hog_ns = static_cast<std::int64_t>(c.sched_hog_ms) * 1'000'000;
     if (!lock_init()) {
       log()->warn("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is unavailable (kernel < 4.14 or a seccomp "
-                  "filter): a goroutine waiting on a contended runtime lock may wait up to 1 ms too long");
+                  "filter): a goroutine waiting on a contended runtime lock may wait up to 1 ms too long, and "
+                  "an idle P does not take the goroutine queued to run next on a busy P");
     }
     schedinit_procs(procs);
     netpollinit();
