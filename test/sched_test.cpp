@@ -1,5 +1,12 @@
 // The scheduler: spawning, yielding, sleeping, syscalls, stealing, stacks.
 #include <doctest/doctest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstddef>
 
 #include <atomic>
 #include <list>
@@ -149,6 +156,55 @@ TEST_CASE("a runtime Lock wakes the lockers that went to sleep on it") {
   }
   for (auto& t : ts) t.join();
   CHECK(counter == long{kThreads} * kRounds);
+}
+
+TEST_CASE("without membarrier as under a seccomp profile refusing it locks and runnext still work and the log says so") {
+  auto r = gort::test::run_case_in_child([] {
+    sock_filter prog[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog fprog{static_cast<unsigned short>(std::size(prog)), prog};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) {
+      _exit(3);
+    }
+    // Sleeping lockers: with no membarrier they re-check every 1 ms.
+    gort::rt::Lock l;
+    long counter = 0;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 3; t++) {
+      ts.emplace_back([&] {
+        for (int i = 0; i < 200; i++) {
+          l.lock();
+          counter++;
+          if (i % 20 == 0) std::this_thread::sleep_for(200us);
+          l.unlock();
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    if (counter != 600) _exit(4);
+    // Goroutines ping-pong and spawn through runnext, which is then never stolen.
+    gort::main([] {
+      gort::Chan<int> ping(0), pong(0);
+      gort::go([=] {
+        for (int i = 0; i < 1000; i++) pong.send(*ping.recv());
+      });
+      for (int i = 0; i < 1000; i++) {
+        ping.send(i);
+        if (*pong.recv() != i) _exit(5);
+      }
+      gort::WaitGroup wg;
+      wg.add(1000);
+      for (int i = 0; i < 1000; i++) gort::go([&] { wg.done(); });
+      wg.wait();
+    });
+  });
+  CAPTURE(r.err);
+  CHECK(r.status == 0);
+  CHECK(r.err.find("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is unavailable") != std::string::npos);
 }
 
 TEST_CASE("goroutine ids are unique across Ps (per-P id batches)") {
