@@ -3,9 +3,6 @@
 // (reset, timeout, closed peer, refused), close waking blocked calls, and an
 // accept loop surviving descriptor exhaustion.
 #include <doctest/doctest.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -354,18 +351,7 @@ TEST_CASE("accept_loop survives running out of descriptors and recovers once the
 
 TEST_CASE("io.backend=auto falls back to epoll when io_uring is refused and says why once") {
   auto r = gort::test::run_case_in_child([] {
-    // A seccomp filter refusing io_uring_setup with EPERM, as container
-    // runtimes' default profiles do.
-    sock_filter prog[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    sock_fprog fprog{static_cast<unsigned short>(std::size(prog)), prog};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) {
-      _exit(3);
-    }
+    if (!gort::test::refuse_syscall(__NR_io_uring_setup)) _exit(3);
     gort::main([] {
       std::fprintf(stderr, "backend=%s\n", gort::stats().io_backend);
       net::Listener ln = listen_local();

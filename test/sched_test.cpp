@@ -1,12 +1,8 @@
 // The scheduler: spawning, yielding, sleeping, syscalls, stealing, stacks.
 #include <doctest/doctest.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstddef>
 
 #include <atomic>
 #include <list>
@@ -160,16 +156,7 @@ TEST_CASE("a runtime Lock wakes the lockers that went to sleep on it") {
 
 TEST_CASE("without membarrier as under a seccomp profile refusing it locks and runnext still work and the log says so") {
   auto r = gort::test::run_case_in_child([] {
-    sock_filter prog[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    sock_fprog fprog{static_cast<unsigned short>(std::size(prog)), prog};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) != 0) {
-      _exit(3);
-    }
+    if (!gort::test::refuse_syscall(__NR_membarrier)) _exit(3);
     // Sleeping lockers: with no membarrier they re-check every 1 ms.
     gort::rt::Lock l;
     long counter = 0;
