@@ -18,6 +18,8 @@
 // lock, release it and free it (a channel, a select's frame), so the unlocker
 // must not read the lock again. A count shared by two locks only costs a
 // spurious wake (every futex sleeper here re-checks its condition).
+//
+// Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
 #pragma once
 
 #include <atomic>
@@ -31,7 +33,7 @@ class Lock {
   void lock() {
     if (!try_lock()) [[unlikely]] lock_slow();
   }
-  // unlock() releases it and wakes one sleeper if there is one.
+  // unlock() releases it and wakes one sleeper if its slot counts one.
   void unlock() {
     std::atomic<std::uint32_t>& sleepers = sleepers_of(this);
     key_.store(0, std::memory_order_release);

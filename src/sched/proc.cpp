@@ -1114,8 +1114,8 @@ bool newproc_queue(G* gp) {
   const bool full = runqroom(p) == 0;  // before: runqput may move half of it away
   // The new goroutine runs next (runnext), as Go's `go` statement, unless
   // runnext is taken: then it queues at the tail instead of kicking the other
-  // out. A burst of spawns starts in spawn order, and it does not pay a runnext
-  // swap (a CAS: stealers take runnext too) per spawn: ~4 ns of ~55.
+  // out. A burst of spawns starts in spawn order, and does not swap runnext
+  // and move the previous spawn to the tail once per spawn.
   runqput(p, gp, p->runnext.load(std::memory_order_relaxed) == nullptr);
   wakep();
   return full;
