@@ -202,12 +202,15 @@ void closechan(hchan* c) {
   c->closed = true;
   // Receivers get no value and senders panic. Collect them and ready them once
   // the lock is released, so that it is not held across thousands of wakeups.
+  // Both loops count safe points: for a million waiters they take tens of ms,
+  // runtime work that sysmon must not report as a loop without runtime calls.
   Sudog* woken = nullptr;
   for (WaitQ* q : {&c->recvq, &c->sendq}) {
     while (Sudog* sg = q->dequeue()) {
       sg->success = false;
       sg->next = woken;
       woken = sg;
+      safepoint();
     }
   }
   c->lock.unlock();
@@ -215,6 +218,7 @@ void closechan(hchan* c) {
     Sudog* sg = woken;
     woken = sg->next;  // before sg's owner may return
     readysudog(sg);
+    safepoint();
   }
 }
 

@@ -376,6 +376,7 @@ void acquirep(M* m, P* p) {
   }
   m->p = p;
   p->m = m;
+  p->mcpuclock.store(m->cpuclock, std::memory_order_relaxed);
   // A tick for sysmon: its hog check measures from the last tick it saw, and
   // an idle spell must not count as the last goroutine's running time.
   p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -396,6 +397,7 @@ P* releasep(M* m) {
 void mstart(M* m) {
   gort_tls_m = m;
   m->ehglobals = abi::__cxa_get_globals();
+  if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) != 0) m->cpuclock = 0;
   init_thread_context(m->g0);
   minit_signalstack();
   acquirep(m, m->nextp);

@@ -22,6 +22,8 @@
 //  5. P::timerslock guards a P's timer heap; timer functions run with it released.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -160,6 +162,10 @@ struct P {
   std::int64_t sm_schedwhen = 0, sm_syscallwhen = 0;
   std::uint32_t sm_safepoints = 0;     // safepoints when schedtick last moved
   std::uint64_t sm_reported_goid = 0;  // the last hog reported on this P
+  // The CPU-time clock of the M holding this P, and sysmon's reading of it
+  // once the goroutine looked like a hog (0: not measuring).
+  std::atomic<clockid_t> mcpuclock{0};
+  std::int64_t sm_cpu0 = 0, sm_cpuwhen = 0;
   // I/O (src/io/poll.hpp, rules 1-3 there).
   void* poller = nullptr;  // the backend's per-P state; null before netpollinit
   // io_uring's completion queue tail and head (kernel-shared): completions wait
@@ -200,6 +206,7 @@ struct M {
   bool (*unlockf)(G*, void*) = nullptr;
   void* unlockarg = nullptr;
   void* ehglobals = nullptr;  // this thread's __cxa_eh_globals
+  clockid_t cpuclock = 0;     // this thread's CPU-time clock (sysmon's hog check)
 };
 
 // Sched's fields are grouped by who writes them, each group on its own cache
@@ -286,15 +293,21 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason);
 void goready(G* gp);
 // gosched() yields the processor, as runtime.Gosched.
 void gosched();
-// checkpreempt() yields if sysmon asked this goroutine to. Inline: every
-// channel, lock and I/O call passes here.
-inline void checkpreempt() {
+// safepoint() counts a runtime call for sysmon: it reports a goroutine only if
+// it reaches none for hog_ms. Returns the calling goroutine's M, or nullptr
+// off goroutines (or inside gort::syscall).
+inline M* safepoint() {
   M* m = getm();
-  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return;
-  // A safe point: sysmon reports a goroutine only if it reaches none for hog_ms.
+  if (m == nullptr || m->curg == nullptr || m->p == nullptr) return nullptr;
   P* p = m->p;
   p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
+  return m;
+}
+// checkpreempt() is a safe point that yields if sysmon asked this goroutine
+// to. Inline: every channel, lock and I/O call passes here.
+inline void checkpreempt() {
+  M* m = safepoint();
+  if (m != nullptr && m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
 }
 // wakep() starts an M to run an idle P if none is spinning.
 void wakep();

@@ -42,6 +42,27 @@ bool preemptone(P* p, std::int64_t ran_ns, bool report) {
   return true;
 }
 
+// ranoncpu() is false while p's thread has not been on a CPU for a quarter of
+// the time since the goroutine first looked like a hog (a quarter: a busy loop
+// sharing its CPU with other work still counts), since a thread that the kernel
+// or the hypervisor held off (page faults waiting on a busy address space,
+// vCPU steal) is not a loop without runtime calls, and gort-bench saw such
+// reports for goroutines whose whole body was wg.done(). It measures over
+// half of hog_ms from the first look, so a real hog is reported ~1.5 hog_ms in.
+bool ranoncpu(P* p, std::int64_t now) {
+  const clockid_t clock = p->mcpuclock.load(std::memory_order_relaxed);
+  timespec ts{};
+  if (clock == 0 || clock_gettime(clock, &ts) != 0) return true;  // cannot tell
+  const std::int64_t cpu = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  if (p->sm_cpuwhen == 0) {
+    p->sm_cpu0 = cpu;
+    p->sm_cpuwhen = now;
+    return false;
+  }
+  const std::int64_t wall = now - p->sm_cpuwhen;
+  return wall >= sched.hog_ns / 2 && cpu - p->sm_cpu0 >= wall / 4;
+}
+
 // retake() returns true if it did anything.
 bool retake(std::int64_t now) {
   bool acted = false;
@@ -70,12 +91,14 @@ bool retake(std::int64_t now) {
         p->sm_schedtick = t;
         p->sm_schedwhen = now;
         p->sm_safepoints = p->safepoints.load(std::memory_order_relaxed);
+        p->sm_cpuwhen = 0;
         continue;
       }
       if (now - p->sm_schedwhen >= sched.hog_ns) {
         // Kept its P too long: ask it to yield, for fairness (Go does too). It is
-        // reported only if it reached no safe point at all in that time.
-        const bool hog = p->safepoints.load(std::memory_order_relaxed) == p->sm_safepoints;
+        // reported only if it reached no safe point at all in that time, and
+        // its thread was really running.
+        const bool hog = p->safepoints.load(std::memory_order_relaxed) == p->sm_safepoints && ranoncpu(p, now);
         if (preemptone(p, now - p->sm_schedwhen, hog)) acted = true;
       }
     }
