@@ -172,8 +172,6 @@ class Epoll final : public Backend {
   bool pdblock(const net::FdState& fd, bool w, std::int64_t deadline) {
     PollDesc* pd = fd.pd;
     std::atomic<std::uintptr_t>& gpp = w ? pd->wg : pd->rg;
-    std::uintptr_t r = kReady;
-    if (gpp.compare_exchange_strong(r, 0, std::memory_order_acq_rel)) return true;
     struct Wait {
       const net::FdState* fd;
       Timer* t;
