@@ -26,10 +26,6 @@ namespace gort::rt {
 
 namespace {
 
-void advance(const hchan* c, std::size_t& x) {
-  if (++x == c->dataqsiz) x = 0;
-}
-
 // chanpark() queues the caller on q (c's recvq or sendq) with ep and blocks
 // until a peer or close completes it. c->lock is held; it is released once the
 // caller is parked. Returns true if a peer completed the exchange, false if
@@ -48,63 +44,6 @@ bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason) {
 }
 
 }  // namespace
-
-chanstate trysend(hchan* c, void* ep, Sudog** wake) {
-  if (c->closed) return chanstate::closed;
-  if (Sudog* sg = c->recvq.dequeue()) {
-    // A receiver waits, so the buffer is empty: straight into its slot.
-    c->ops->emplace(sg->elem, ep);
-    sg->success = true;
-    *wake = sg;
-    return chanstate::done;
-  }
-  if (c->qcount < c->dataqsiz) {
-    c->ops->construct(c->slot(c->sendx), ep);
-    advance(c, c->sendx);
-    c->qcount++;
-    return chanstate::done;
-  }
-  return chanstate::blocked;
-}
-
-chanstate tryrecv(hchan* c, void* ep, Sudog** wake) {
-  if (Sudog* sg = c->sendq.dequeue()) {
-    if (c->dataqsiz == 0) {
-      c->ops->emplace(ep, sg->elem);
-    } else {
-      // A sender waits, so the buffer is full: take its head and put the
-      // sender's value at its tail (the same slot), keeping FIFO order.
-      void* head = c->slot(c->recvx);
-      c->ops->emplace(ep, head);
-      c->ops->destroy(head);
-      c->ops->construct(head, sg->elem);
-      advance(c, c->recvx);
-      c->sendx = c->recvx;
-    }
-    sg->success = true;
-    *wake = sg;
-    return chanstate::done;
-  }
-  if (c->qcount > 0) {
-    void* head = c->slot(c->recvx);
-    c->ops->emplace(ep, head);
-    c->ops->destroy(head);
-    advance(c, c->recvx);
-    c->qcount--;
-    return chanstate::done;
-  }
-  return c->closed ? chanstate::closed : chanstate::blocked;
-}
-
-void readysudog(Sudog* sg) {
-  if (sg->selectdone != nullptr) {
-    selectwait* sw = selectwait::of(sg);
-    sw->fired = sg;
-    sw->parked.lock();  // the select is parked once it has released this
-    sw->parked.unlock();
-  }
-  ready_waiter(*sg);
-}
 
 void panic_send_closed() { throw gort::panic_error("send on closed channel"); }
 
@@ -146,7 +85,7 @@ void chanrelease(hchan* c) noexcept {
   if (!c->recvq.empty() || !c->sendq.empty()) fatal("chan: last handle released while operations wait on it");
   for (; c->qcount > 0; c->qcount--) {
     c->ops->destroy(c->slot(c->recvx));
-    advance(c, c->recvx);
+    c->advance(c->recvx);
   }
   const std::align_val_t al = chanalign(c->ops);
   c->~hchan();

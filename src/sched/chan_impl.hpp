@@ -29,6 +29,10 @@ struct hchan {
   std::atomic<std::size_t> refs{1};  // Chan handles (and pending after() timers)
 
   void* slot(std::size_t i) { return buf + i * ops->size; }
+  // advance() steps a buffer index (sendx, recvx) round the ring.
+  void advance(std::size_t& x) const {
+    if (++x == dataqsiz) x = 0;
+  }
 };
 
 }  // namespace gort::detail
@@ -62,12 +66,65 @@ enum class chanstate { blocked, done, closed };
 // is held. A peer taken from a wait queue comes back in *wake, to be readied
 // (readysudog) once every lock is released. trysend reports closed first;
 // tryrecv reports closed only once the buffer is drained (ep stays empty).
-chanstate trysend(hchan* c, void* ep, Sudog** wake);
-chanstate tryrecv(hchan* c, void* ep, Sudog** wake);
+// Inline, as readysudog: they are the core of every channel operation.
+[[gnu::always_inline]] inline chanstate trysend(hchan* c, void* ep, Sudog** wake) {
+  if (c->closed) return chanstate::closed;
+  if (Sudog* sg = c->recvq.dequeue()) {
+    // A receiver waits, so the buffer is empty: straight into its slot.
+    c->ops->emplace(sg->elem, ep);
+    sg->success = true;
+    *wake = sg;
+    return chanstate::done;
+  }
+  if (c->qcount < c->dataqsiz) {
+    c->ops->construct(c->slot(c->sendx), ep);
+    c->advance(c->sendx);
+    c->qcount++;
+    return chanstate::done;
+  }
+  return chanstate::blocked;
+}
+
+[[gnu::always_inline]] inline chanstate tryrecv(hchan* c, void* ep, Sudog** wake) {
+  if (Sudog* sg = c->sendq.dequeue()) {
+    if (c->dataqsiz == 0) {
+      c->ops->emplace(ep, sg->elem);
+    } else {
+      // A sender waits, so the buffer is full: take its head and put the
+      // sender's value at its tail (the same slot), keeping FIFO order.
+      void* head = c->slot(c->recvx);
+      c->ops->emplace(ep, head);
+      c->ops->destroy(head);
+      c->ops->construct(head, sg->elem);
+      c->advance(c->recvx);
+      c->sendx = c->recvx;
+    }
+    sg->success = true;
+    *wake = sg;
+    return chanstate::done;
+  }
+  if (c->qcount > 0) {
+    void* head = c->slot(c->recvx);
+    c->ops->emplace(ep, head);
+    c->ops->destroy(head);
+    c->advance(c->recvx);
+    c->qcount--;
+    return chanstate::done;
+  }
+  return c->closed ? chanstate::closed : chanstate::blocked;
+}
 
 // readysudog() wakes the owner of sg, which a channel operation took from a wait
 // queue and completed. Precondition: no channel lock is held.
-void readysudog(Sudog* sg);
+inline void readysudog(Sudog* sg) {
+  if (sg->selectdone != nullptr) {
+    selectwait* sw = selectwait::of(sg);
+    sw->fired = sg;
+    sw->parked.lock();  // the select is parked once it has released this
+    sw->parked.unlock();
+  }
+  ready_waiter(*sg);
+}
 
 // panic_send_closed() throws Go's "send on closed channel".
 [[noreturn]] void panic_send_closed();

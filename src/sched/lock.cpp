@@ -28,11 +28,11 @@ void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_
     tsp = &ts;
   }
   // EINTR, EAGAIN and timeouts all return: callers re-check their condition.
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0);
 }
 
 void futexwakeup(std::atomic<std::uint32_t>* addr, int n) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
 }
 
 // Spin a little before sleeping: critical sections under a runtime lock are a
@@ -46,12 +46,12 @@ constexpr std::int64_t kLockPollNs = 1'000'000;
 std::atomic<std::uint32_t> Lock::sleeper_slots[Lock::kSleeperSlots];
 
 bool lock_init() {
-  static const bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  static const bool ok = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
   return ok;
 }
 
 bool membarrier_all() {
-  return lock_init() && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+  return lock_init() && ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
 void Lock::lock_slow() {

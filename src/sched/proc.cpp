@@ -183,11 +183,10 @@ bool runqputslow(P* p, G* gp) {
   return old;
 }
 
-}  // namespace
-
-// runqput() queues gp on p; with next, into runnext (it runs next, inheriting
-// the time slice), kicking the old runnext to the tail. Only p's owner calls it.
-void runqput(P* p, G* gp, bool next) {
+// runqput_inline() queues gp on p; with next, into runnext (it runs next,
+// inheriting the time slice), kicking the old runnext to the tail. Only p's
+// owner calls it. Inlined into ready (every wake-up); runqput for the rest.
+[[gnu::always_inline]] inline void runqput_inline(P* p, G* gp, bool next) {
   if (next) {
     // Stealers only ever empty a full runnext (runqgrab) and only the owner
     // fills it, so an empty one stays empty until this store.
@@ -201,6 +200,10 @@ void runqput(P* p, G* gp, bool next) {
   while (!runqputtail(p, gp) && !runqputslow(p, gp)) {
   }
 }
+
+}  // namespace
+
+void runqput(P* p, G* gp, bool next) { runqput_inline(p, gp, next); }
 
 namespace {
 
@@ -631,6 +634,7 @@ G* malg() {
   switch (a) {
     case After::none:
     case After::ready:  // after_switch's own
+    case After::parkunlock:
       break;
     case After::park: {
       gp->status.store(Gstatus::waiting, std::memory_order_release);
@@ -662,12 +666,18 @@ G* malg() {
   M* m = getm();
   const After a = m->after;
   if (a == After::none) return;
-  if (a != After::ready) {
+  if (a != After::ready && a != After::parkunlock) {
     after_switch_slow(m, a);
     return;
   }
   G* gp = m->after_g;
   m->after = After::none;
+  if (a == After::parkunlock) {
+    // Waiting before the release: the waker takes the lock, then goready checks.
+    gp->status.store(Gstatus::waiting, std::memory_order_release);
+    static_cast<Lock*>(m->unlockarg)->unlock();
+    return;
+  }
   gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
   if (!runqputtail(m->p, gp)) [[unlikely]] runqput(m->p, gp, false);
 }
@@ -687,7 +697,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
   // Straight to the next goroutine, except: every 61st tick (g0's findrunnable
   // then also looks at the global queue and the timers), a syscall exit without
   // a P, and an exit that must free a stack (runtime internals run on g0).
-  const bool direct = a == After::ready || a == After::park ||
+  const bool direct = a == After::ready || a == After::park || a == After::parkunlock ||
                       (a == After::exit && gp->stack.size() == stack_default_size());
   if (direct && p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
     // Completed I/O first: its goroutines queue behind the ones already waiting.
@@ -992,8 +1002,7 @@ std::uint32_t fastrandn(std::uint32_t n) {
 
 void startm_idle() { startm(nullptr, false); }
 
-void wakep() {
-  if (sched.npidle.load(std::memory_order_relaxed) == 0) return;
+void wakep_slow() {
   int z = 0;
   if (sched.nmspinning.load(std::memory_order_relaxed) != 0 ||
       !sched.nmspinning.compare_exchange_strong(z, 1, std::memory_order_acq_rel)) {
@@ -1006,10 +1015,11 @@ namespace {
 
 // ready() queues a runnable gp to run next on the caller's P, or globally from
 // a thread without one, and wakes an idle P if there is one.
-void ready(G* gp) {
+// Inlined into goready, with the queueing: they are part of every hand-off.
+[[gnu::always_inline]] inline void ready(G* gp) {
   M* m = getm();
   if (m != nullptr && m->p != nullptr) {
-    runqput(m->p, gp, true);
+    runqput_inline(m->p, gp, true);
   } else {
     sched.lock.lock();
     globrunqput(gp);
@@ -1020,15 +1030,25 @@ void ready(G* gp) {
 
 }  // namespace
 
-void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
+namespace {
+
+// park() is gopark and goparkunlock: a = park runs unlockf(gp, arg) once gp is
+// off its stack, a = parkunlock releases the Lock arg (inline in after_switch).
+[[gnu::always_inline]] inline void park(After a, bool (*unlockf)(G*, void*), void* arg, const char* reason) {
   G* gp = getgp_parkable();
   if (gp == nullptr) fatal("gopark: not on a goroutine that holds a P");
   gp->waitreason = reason;
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
   P* p = getm()->p;
   p->npark.store(p->npark.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  switch_away(gp, After::park, unlockf, arg);
+  switch_away(gp, a, unlockf, arg);
 }
+
+}  // namespace
+
+void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) { park(After::park, unlockf, arg, reason); }
+
+void goparkunlock(Lock* l, const char* reason) { park(After::parkunlock, nullptr, l, reason); }
 
 void goready(G* gp) {
   // Every caller owns the wake-up it delivers (it dequeued the waiter under the

@@ -50,6 +50,7 @@ enum class After : std::uint8_t {
   none,
   ready,        // yield: put the G back on the run queue
   park,         // block: mark it waiting, then run unlockf
+  parkunlock,   // block: mark it waiting, then release the Lock in unlockarg
   exit,         // it finished: recycle it (gfput)
   exitsyscall,  // it left a syscall and found no P: queue it globally, stop the M
 };
@@ -288,6 +289,9 @@ inline G* getgp_parkable() {
 // arg) runs on the M; if that returns false the goroutine is resumed at once.
 // Precondition: running on a goroutine.
 void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason);
+// goparkunlock() is gopark() whose unlockf releases l: channels, semaphores and
+// every other waiter that parks under a lock. Precondition: l held.
+void goparkunlock(Lock* l, const char* reason);
 // goready() makes a waiting goroutine runnable on the caller's P (or globally
 // from a plain thread) and wakes an idle P if there is one.
 void goready(G* gp);
@@ -309,8 +313,12 @@ inline void checkpreempt() {
   M* m = safepoint();
   if (m != nullptr && m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
 }
-// wakep() starts an M to run an idle P if none is spinning.
-void wakep();
+// wakep() starts an M to run an idle P if none is spinning. Inline: every
+// wake-up calls it, and with no idle P it is one load.
+void wakep_slow();
+inline void wakep() {
+  if (sched.npidle.load(std::memory_order_relaxed) != 0) [[unlikely]] wakep_slow();
+}
 // nlive() is the number of live goroutines (started, not exited). Exact only
 // when no goroutine starts or exits meanwhile.
 std::int64_t nlive();

@@ -7,48 +7,7 @@
 
 namespace gort::rt {
 
-void WaitQ::enqueue(Sudog* s) {
-  s->next = nullptr;
-  s->prev = last;
-  if (last != nullptr) last->next = s;
-  else first = s;
-  last = s;
-}
-
-void WaitQ::remove(Sudog* s) {
-  if (s->prev == nullptr && first != s) return;  // not queued
-  if (s->prev != nullptr) s->prev->next = s->next;
-  else first = s->next;
-  if (s->next != nullptr) s->next->prev = s->prev;
-  else last = s->prev;
-  s->next = s->prev = nullptr;
-}
-
-Sudog* WaitQ::dequeue() {
-  while (Sudog* s = first) {
-    remove(s);
-    if (s->selectdone != nullptr) {
-      std::uint32_t z = 0;
-      // Another case of that select already fired: skip the stale record.
-      if (!s->selectdone->compare_exchange_strong(z, 1, std::memory_order_acq_rel)) continue;
-    }
-    return s;
-  }
-  return nullptr;
-}
-
-void waiter_init(Sudog& s, Note* note) {
-  s.g = getgp_parkable();
-  s.note = s.g == nullptr ? note : nullptr;
-  if (s.g == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
-}
-
 namespace {
-
-bool unlock_lock(G*, void* l) {
-  static_cast<Lock*>(l)->unlock();
-  return true;
-}
 
 struct TimedPark {
   Lock* l;
@@ -64,15 +23,6 @@ bool unlock_and_arm(G*, void* p) {
 }
 
 }  // namespace
-
-void park_waiter(Sudog& s, Lock& l, const char* reason) {
-  if (s.g != nullptr) {
-    gopark(unlock_lock, &l, reason);
-    return;
-  }
-  l.unlock();
-  s.note->sleep();
-}
 
 bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadline) {
   if (deadline == 0) {
@@ -117,14 +67,6 @@ bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadl
     while (!race.fdone.load(std::memory_order_acquire)) __builtin_ia32_pause();
   }
   return !race.timedout;
-}
-
-void ready_waiter(Sudog& s) {
-  if (s.g != nullptr) {
-    goready(s.g);
-    return;
-  }
-  s.note->wakeup();
 }
 
 }  // namespace gort::rt

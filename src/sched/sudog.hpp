@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/print.hpp"
 #include "sched/lock.hpp"
 #include "sched/runtime.hpp"
 
@@ -31,28 +32,64 @@ struct Sudog {
   std::uint64_t ticket = 0;  // semaphores: handoff/FIFO bookkeeping
 };
 
-// WaitQ is a FIFO of waiters, guarded by the owner's Lock.
+// WaitQ is a FIFO of waiters, guarded by the owner's Lock. Inline, as are the
+// waiter functions below: they are most of a channel operation that waits.
 struct WaitQ {
   Sudog* first = nullptr;
   Sudog* last = nullptr;
 
   // enqueue() appends s.
-  void enqueue(Sudog* s);
+  void enqueue(Sudog* s) {
+    s->next = nullptr;
+    s->prev = last;
+    if (last != nullptr) last->next = s;
+    else first = s;
+    last = s;
+  }
   // dequeue() removes and returns the first waiter that can be woken: for select
   // records, only one whose select has not fired yet (and it marks it fired).
-  Sudog* dequeue();
+  Sudog* dequeue() {
+    while (Sudog* s = first) {
+      remove(s);
+      if (s->selectdone != nullptr) {
+        std::uint32_t z = 0;
+        // Another case of that select already fired: skip the stale record.
+        if (!s->selectdone->compare_exchange_strong(z, 1, std::memory_order_acq_rel)) continue;
+      }
+      return s;
+    }
+    return nullptr;
+  }
   // remove() unlinks s if it is queued (select cleanup).
-  void remove(Sudog* s);
+  void remove(Sudog* s) {
+    if (s->prev == nullptr && first != s) return;  // not queued
+    if (s->prev != nullptr) s->prev->next = s->next;
+    else first = s->next;
+    if (s->next != nullptr) s->next->prev = s->prev;
+    else last = s->prev;
+    s->next = s->prev = nullptr;
+  }
   bool empty() const { return first == nullptr; }
 };
 
 // waiter_init() fills s for the caller: its G, or, on a plain thread, note.
-void waiter_init(Sudog& s, Note* note);
+inline void waiter_init(Sudog& s, Note* note) {
+  s.g = getgp_parkable();
+  s.note = s.g == nullptr ? note : nullptr;
+  if (s.g == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
+}
 
 // park_waiter() blocks the caller until ready_waiter(s). Precondition: l is held
 // and s is where a waker will find it; l is released once the caller is parked
 // (a goroutine: off its stack; a thread: before it sleeps).
-void park_waiter(Sudog& s, Lock& l, const char* reason);
+inline void park_waiter(Sudog& s, Lock& l, const char* reason) {
+  if (s.g != nullptr) {
+    goparkunlock(&l, reason);
+    return;
+  }
+  l.unlock();
+  s.note->sleep();
+}
 
 // park_waiter_until() is park_waiter() with a deadline (nanotime(), 0: none).
 // s.selectdone must be set: the timeout and the wakers race for it (0 -> 1) and
@@ -62,6 +99,12 @@ bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadl
 
 // ready_waiter() wakes the waiter of s. Precondition: s has been taken off every
 // queue; s must not be touched afterwards (its owner may return at once).
-void ready_waiter(Sudog& s);
+inline void ready_waiter(Sudog& s) {
+  if (s.g != nullptr) {
+    goready(s.g);
+    return;
+  }
+  s.note->wakeup();
+}
 
 }  // namespace gort::rt
