@@ -661,25 +661,24 @@ G* malg() {
 }
 
 // after_switch() carries out the request the previous goroutine left (rule 4).
-// A yield's requeue is inline: it is the other half of every yield.
+// A yield's requeue and a park's lock release are inline: one of them is the
+// other half of every yield and of every channel hand-off.
 [[gnu::always_inline]] inline void after_switch() {
   M* m = getm();
   const After a = m->after;
-  if (a == After::none) return;
-  if (a != After::ready && a != After::parkunlock) {
-    after_switch_slow(m, a);
-    return;
-  }
-  G* gp = m->after_g;
-  m->after = After::none;
-  if (a == After::parkunlock) {
+  if (a == After::ready) {
+    G* gp = m->after_g;
+    m->after = After::none;
+    gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
+    if (!runqputtail(m->p, gp)) [[unlikely]] runqput(m->p, gp, false);
+  } else if (a == After::parkunlock) {
+    m->after = After::none;
     // Waiting before the release: the waker takes the lock, then goready checks.
-    gp->status.store(Gstatus::waiting, std::memory_order_release);
+    m->after_g->status.store(Gstatus::waiting, std::memory_order_release);
     static_cast<Lock*>(m->unlockarg)->unlock();
-    return;
+  } else if (a != After::none) {
+    after_switch_slow(m, a);
   }
-  gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
-  if (!runqputtail(m->p, gp)) [[unlikely]] runqput(m->p, gp, false);
 }
 
 // switch_away() leaves the running goroutine gp with request a (rule 4) and
