@@ -343,6 +343,69 @@ TEST_CASE("ping-pong: 100,000 unbuffered round trips between two goroutines") {
   CHECK(sum == 100'000L * 100'001 / 2);
 }
 
+TEST_CASE("a channel biased to its pair's P loses no value when a plain thread and a goroutine in gort::syscall join in") {
+  // On one P a ping-pong pair biases both channels' locks to it (lock.hpp):
+  // the pair then takes them without a locked instruction. A plain thread, and
+  // a goroutine inside gort::syscall (no P), take them with the CAS and revoke
+  // the bias while the pair keeps going; every value must still arrive once.
+  // The child reads GORTMAXPROCS when it starts, so it is set around the spawn.
+  const char* procs = std::getenv("GORTMAXPROCS");
+  const std::string saved = procs != nullptr ? procs : "";
+  setenv("GORTMAXPROCS", "1", 1);
+  auto r = gort::test::run_case_in_child([] {
+    gort::main([] {
+      if (gort::rt::sched.procs != 1) _exit(6);
+      constexpr int kRounds = 2'000;
+      gort::Chan<int> ping, pong;
+      gort::go([ping, pong] {
+        while (auto v = ping.recv()) pong.send(*v + 1);
+      });
+      long sum = 0;
+      for (int i = 0; i < kRounds; i++) {
+        ping.send(i);
+        sum += *pong.recv();
+      }
+      auto* lk = &gort::detail::chanaccess::get(ping)->lock;
+      if (gort::rt::lock_init() && !lk->biased()) _exit(3);
+      // Three parties now send and receive kRounds each; replies go to
+      // whoever waits, so only the total is known: sent + 3 * kRounds.
+      std::atomic<long> got{0};
+      gort::WaitGroup wg;  // not t.join(): that would block the only P's thread
+      wg.add(2);
+      std::thread t([&] {
+        for (int i = 0; i < kRounds; i++) {
+          ping.send(i);
+          got += *pong.recv();
+        }
+        wg.done();
+      });
+      gort::go([&] {
+        gort::syscall([&] {
+          for (int i = 0; i < kRounds; i++) {
+            ping.send(i);
+            got += *pong.recv();
+          }
+        });
+        wg.done();
+      });
+      for (int i = 0; i < kRounds; i++) {
+        ping.send(i);
+        got += *pong.recv();
+      }
+      wg.wait();
+      t.join();
+      if (lk->biased()) _exit(4);
+      const long sent = 3L * kRounds * (kRounds - 1) / 2;
+      if (sum != long{kRounds} * (kRounds + 1) / 2 || got != sent + 3L * kRounds) _exit(5);
+      ping.close();
+    });
+  });
+  if (procs != nullptr) setenv("GORTMAXPROCS", saved.c_str(), 1);
+  else unsetenv("GORTMAXPROCS");
+  CAPTURE(r.err);
+  CHECK(r.status == 0);
+}
+
 TEST_CASE("100,000 goroutines parked on a channel are released by close") {
   std::atomic<int> started{0}, nullopts{0};
   gort::main([&] {

@@ -13,6 +13,7 @@
 
 #include "child.hpp"
 #include "gort/gort.hpp"
+#include "sched/chan_impl.hpp"
 #include "sched/runtime.hpp"
 
 using namespace std::chrono_literals;
@@ -153,6 +154,60 @@ TEST_CASE("a runtime Lock wakes the lockers that went to sleep on it") {
   CHECK(counter == long{kThreads} * kRounds);
 }
 
+TEST_CASE("a Lock biased to one P excludes the takers that revoke the bias") {
+  // Each round biases a fresh lock to "P" a (one thread stands for the P's
+  // goroutines), then a keeps taking it while a plain thread (lock) and "P" b
+  // (lock_biased) take it too: the first of them revokes the bias while a is
+  // most likely inside its plain-store critical section. Two holders at once
+  // show as overlaps; a revocation that did not wait for a lets that happen.
+  constexpr int kRounds = 500 / kScale, kTakes = 300;
+  int pa = 0, pb = 0;  // stand-ins for two Ps: only their addresses matter
+  int overlaps = 0, unbiased = 0, stillbiased = 0;
+  for (int r = 0; r < kRounds; r++) {
+    gort::rt::Lock l;
+    l.allow_bias();
+    std::atomic<int> inside{0};
+    long counter = 0;
+    auto take1 = [&](auto&& lockit) {
+      lockit();
+      if (inside.fetch_add(1, std::memory_order_relaxed) != 0) overlaps++;
+      // A critical section long enough for a second holder to land in it.
+      for (int k = 0; k < 20; k++) {
+        asm volatile("" ::: "memory");
+        counter++;
+      }
+      inside.fetch_sub(1, std::memory_order_relaxed);
+      l.unlock();
+    };
+    long ataken = 0;
+    for (; ataken < kTakes; ataken++) take1([&] { l.lock_biased(&pa); });
+    if (!l.biased()) unbiased++;
+    std::atomic<int> others{2};
+    std::thread a([&] {
+      while (others.load() != 0) {
+        take1([&] { l.lock_biased(&pa); });
+        ataken++;
+      }
+    });
+    std::thread t([&] {
+      for (int i = 0; i < kTakes; i++) take1([&] { l.lock(); });
+      others--;
+    });
+    std::thread b([&] {
+      for (int i = 0; i < kTakes; i++) take1([&] { l.lock_biased(&pb); });
+      others--;
+    });
+    a.join();
+    t.join();
+    b.join();
+    if (l.biased()) stillbiased++;
+    if (counter != (ataken + 2L * kTakes) * 20) overlaps++;
+  }
+  CHECK(unbiased == (gort::rt::lock_init() ? 0 : kRounds));  // kTakes in a row by one P bias it
+  CHECK(overlaps == 0);     // never two holders
+  CHECK(stillbiased == 0);  // revoked for good
+}
+
 TEST_CASE("without membarrier as under a seccomp profile refusing it locks and runnext still work and the log says so") {
   auto r = gort::test::run_case_in_child([] {
     if (!gort::test::refuse_syscall(__NR_membarrier)) _exit(3);
@@ -182,6 +237,8 @@ TEST_CASE("without membarrier as under a seccomp profile refusing it locks and r
         ping.send(i);
         if (*pong.recv() != i) _exit(5);
       }
+      // Without membarrier no bias could be revoked, so none is taken.
+      if (gort::detail::chanaccess::get(ping)->lock.biased()) _exit(6);
       gort::WaitGroup wg;
       wg.add(1000);
       for (int i = 0; i < 1000; i++) gort::go([&] { wg.done(); });

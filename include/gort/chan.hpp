@@ -21,6 +21,8 @@
 //
 // The element type T must be nothrow move-constructible and destructible:
 // values are moved under the channel's lock, which must never be left held.
+// For the same reason T's copy and move constructors must not block (no
+// channel operation, gort::Mutex, sleep, I/O or gort::syscall inside them).
 // T may be move-only and need not be default-constructible.
 //
 // Timer, after() and timeout_case use the runtime's timers: Timer and after()

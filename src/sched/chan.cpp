@@ -71,6 +71,7 @@ hchan* makechan(const elemops* ops, std::size_t cap) {
   }
   void* mem = ::operator new(off + cap * ops->size, chanalign(ops));
   auto* c = ::new (mem) hchan;
+  c->lock.allow_bias();
   c->dataqsiz = cap;
   c->buf = static_cast<unsigned char*>(mem) + off;
   c->ops = ops;
@@ -93,8 +94,7 @@ void chanrelease(hchan* c) noexcept {
 }
 
 bool chansend(hchan* c, void* ep, bool block) {
-  checkpreempt();
-  c->lock.lock();
+  chanlock(c, checkpreempt());
   Sudog* sg = nullptr;
   switch (trysend(c, ep, &sg)) {
     case chanstate::done:
@@ -116,8 +116,7 @@ bool chansend(hchan* c, void* ep, bool block) {
 }
 
 bool chanrecv(hchan* c, void* ep, bool block) {
-  checkpreempt();
-  c->lock.lock();
+  chanlock(c, checkpreempt());
   Sudog* sg = nullptr;
   if (tryrecv(c, ep, &sg) != chanstate::blocked) {
     c->lock.unlock();
@@ -133,7 +132,7 @@ bool chanrecv(hchan* c, void* ep, bool block) {
 }
 
 void closechan(hchan* c) {
-  c->lock.lock();
+  chanlock(c);
   if (c->closed) {
     c->lock.unlock();
     throw gort::panic_error("close of closed channel");
@@ -162,7 +161,7 @@ void closechan(hchan* c) {
 }
 
 std::size_t chanlen(hchan* c) {
-  c->lock.lock();
+  chanlock(c);
   const std::size_t n = c->qcount;
   c->lock.unlock();
   return n;
@@ -188,7 +187,7 @@ void sendtime(hchan* c) {
 // drain() discards a value waiting in c; true if there was one.
 bool drain(hchan* c) {
   std::optional<TimePoint> stale;
-  c->lock.lock();
+  chanlock(c);
   Sudog* sg = nullptr;
   tryrecv(c, &stale, &sg);
   c->lock.unlock();

@@ -59,6 +59,12 @@ struct selectwait {
   static selectwait* of(Sudog* sg) { return reinterpret_cast<selectwait*>(sg->selectdone); }
 };
 
+// chanlock() takes c's lock for m's P: without a locked instruction once the
+// lock is biased to that P (lock.hpp). m: the caller's M (nullptr on a plain
+// thread); inside gort::syscall its P is null, and it takes the CAS path.
+inline void chanlock(hchan* c, M* m) { c->lock.lock_biased(m != nullptr ? m->p : nullptr); }
+inline void chanlock(hchan* c) { chanlock(c, getm()); }
+
 // What a channel operation found it could do without waiting.
 enum class chanstate { blocked, done, closed };
 

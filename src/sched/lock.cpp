@@ -2,9 +2,12 @@
 
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "base/print.hpp"
 
 namespace gort::rt {
 
@@ -79,6 +82,33 @@ void Lock::lock_slow() {
 }
 
 void Lock::wake() { futexwakeup(&key_, 1); }
+
+// A lock is biased to a P after this many takes in a row by it: a channel two
+// goroutines of one P pass values through. A channel used a few times and then
+// by another P (a reply channel whose goroutine was stolen) never gets biased,
+// so it never costs a revocation.
+constexpr std::uint32_t kBiasAfter = 64;
+
+void Lock::countbias(std::uintptr_t me) {
+  if (me == 0 || lastp_ != me) {
+    lastp_ = me;
+    nsame_ = 0;
+    return;
+  }
+  if (++nsame_ >= kBiasAfter && lock_init()) bias_.store(me, std::memory_order_relaxed);
+}
+
+void Lock::revoke() {
+  bias_.store(kBiasOff, std::memory_order_relaxed);
+  // After the barrier the owner's busy_ store, if it came before its check of
+  // bias_, is visible here; if it came after, that check sees kBiasOff.
+  if (!membarrier_all()) fatal("lock: membarrier failed while revoking a lock's bias (registered at start; a seccomp filter added since?)");
+  for (int i = 0; busy_.load(std::memory_order_acquire) != 0; i++) {
+    // The owner's critical section is short, unless its thread lost its CPU.
+    if (i < kActiveSpin) __builtin_ia32_pause();
+    else sched_yield();
+  }
+}
 
 void Note::sleep() {
   while (key_.load(std::memory_order_acquire) == 0) futexsleep(&key_, 0, -1);

@@ -19,6 +19,17 @@
 // must not read the lock again. A count shared by two locks only costs a
 // spurious wake (every futex sleeper here re-checks its condition).
 //
+// Biased locks (channels). A lock that one P keeps taking is biased to it:
+// that P's goroutines then take and release it with plain loads and stores
+// (busy_, inside a window as runnext's, runtime.hpp rule 1), saving the CAS
+// on each of a channel round trip's four acquisitions. Every other taker uses
+// the CAS on key_ and, holding it, revokes the bias for good: it clears bias_,
+// runs membarrier, and waits for busy_ to fall. After the barrier the owner
+// either saw the bias gone (and uses the CAS as well), or its busy_ store is
+// visible and the revoker waits for its critical section to end. Only the
+// P's goroutines run in the owner's window, one at a time, so there is never
+// more than one owner-side taker. Without membarrier no lock is biased.
+//
 // Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
 #pragma once
 
@@ -30,21 +41,46 @@ namespace gort::rt {
 class Lock {
  public:
   // lock() takes the lock, spinning briefly and then sleeping on the futex.
+  // Revokes a bias (once for the lock's life: the ~11 us of a membarrier).
   void lock() {
     if (!try_lock()) [[unlikely]] lock_slow();
+    if (bias_.load(std::memory_order_relaxed) > kBiasCounting) [[unlikely]] revoke();
+  }
+  // lock_biased() is lock() for self, the caller's P (nullptr off Ps): on a lock
+  // that allows bias, without a locked instruction once the lock is biased to
+  // self, and it biases the lock after kBiasAfter takes in a row by self.
+  void lock_biased(const void* self) {
+    const auto me = reinterpret_cast<std::uintptr_t>(self);
+    if (bias_.load(std::memory_order_relaxed) == me && me != 0) {
+      busy_.store(1, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the loads stay after the store
+      if (bias_.load(std::memory_order_relaxed) == me && key_.load(std::memory_order_acquire) == 0) [[likely]] {
+        heldbusy_ = true;
+        return;
+      }
+      busy_.store(0, std::memory_order_release);
+    }
+    if (!try_lock()) [[unlikely]] lock_slow();
+    const std::uintptr_t b = bias_.load(std::memory_order_relaxed);
+    if (b == kBiasCounting) [[unlikely]] countbias(me);
+    else if (b > kBiasCounting && b != me) [[unlikely]] revoke();
   }
   // unlock() releases it and wakes one sleeper if its slot counts one.
   void unlock() {
+    if (heldbusy_) {
+      heldbusy_ = false;
+      busy_.store(0, std::memory_order_release);
+      return;
+    }
     std::atomic<std::uint32_t>& sleepers = sleepers_of(this);
     key_.store(0, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the load stays after the store
     if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] wake();
   }
-  // try_lock() takes the lock if it is free.
-  bool try_lock() {
-    std::uint32_t z = 0;
-    return key_.compare_exchange_strong(z, 1, std::memory_order_acquire);
-  }
+  // allow_bias() lets lock_biased() bias the lock. Precondition: nobody holds it.
+  void allow_bias() { bias_.store(kBiasCounting, std::memory_order_relaxed); }
+  // biased() is true while the lock is biased to a P (tests).
+  bool biased() const { return bias_.load(std::memory_order_relaxed) > kBiasCounting; }
 
  private:
   static constexpr int kSleeperSlots = 1024;
@@ -56,12 +92,28 @@ class Lock {
   }
   static_assert(kSleeperSlots == 1 << 10);
   static std::atomic<std::uint32_t> sleeper_slots[kSleeperSlots];
+  // bias_: kBiasOff (the default, and for good after a revocation),
+  // kBiasCounting (allowed, counting takes), or the P it is biased to.
+  static constexpr std::uintptr_t kBiasOff = 0, kBiasCounting = 1;
 
+  bool try_lock() {
+    std::uint32_t z = 0;
+    return key_.compare_exchange_strong(z, 1, std::memory_order_acquire);
+  }
   void lock_slow();
   // wake() wakes a sleeper on key_. It may run after another thread freed the
   // lock: it passes key_'s address to the kernel and never reads it.
   void wake();
-  std::atomic<std::uint32_t> key_{0};  // 0 free, 1 locked
+  // countbias() and revoke() run with key_ held.
+  void countbias(std::uintptr_t me);
+  void revoke();
+
+  std::atomic<std::uint32_t> key_{0};   // 0 free, 1 locked (the CAS side)
+  std::atomic<std::uint32_t> busy_{0};  // the owner P's side: taking or held
+  bool heldbusy_ = false;               // held through busy_ (written by the holder)
+  std::uint32_t nsame_ = 0;             // takes in a row by lastp_ (key_ held)
+  std::atomic<std::uintptr_t> bias_{kBiasOff};
+  std::uintptr_t lastp_ = 0;
 };
 
 // storeload_fence() orders every earlier store before every later load, as

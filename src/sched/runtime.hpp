@@ -20,6 +20,10 @@
 //     lock the G parked with, requeues it, or recycles it. Nothing may touch a G
 //     from another M until then.
 //  5. P::timerslock guards a P's timer heap; timer functions run with it released.
+//  6. A channel's lock may be biased to a P (lock.hpp): that P's goroutines take
+//     it without a CAS, trusting that only one of them runs at a time. So a P
+//     never changes M while one of its goroutines holds such a lock: nothing
+//     under a channel lock enters gort::syscall (element constructors included).
 #pragma once
 
 #include <time.h>
@@ -308,10 +312,15 @@ inline M* safepoint() {
   return m;
 }
 // checkpreempt() is a safe point that yields if sysmon asked this goroutine
-// to. Inline: every channel, lock and I/O call passes here.
-inline void checkpreempt() {
+// to. Inline: every channel, lock and I/O call passes here. Returns the M the
+// goroutine runs on afterwards, as safepoint().
+inline M* checkpreempt() {
   M* m = safepoint();
-  if (m != nullptr && m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] gosched();
+  if (m != nullptr && m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] {
+    gosched();
+    m = getm();  // it may resume on another thread
+  }
+  return m;
 }
 // wakep() starts an M to run an idle P if none is spinning. Inline: every
 // wake-up calls it, and with no idle P it is one load.

@@ -28,7 +28,7 @@ void sellock(const gort::detail::scase* cas, const std::uint16_t* lockorder, std
   hchan* prev = nullptr;
   for (std::size_t k = 0; k < n; k++) {
     hchan* c = cas[lockorder[k]].c;
-    if (c != prev) c->lock.lock();  // a channel in several cases is locked once
+    if (c != prev) chanlock(c);  // a channel in several cases is locked once
     prev = c;
   }
 }
