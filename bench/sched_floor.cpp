@@ -9,12 +9,12 @@
 //                          context switch, and nothing else: no preemption tick,
 //                          no exception state, no I/O check, no sysmon bookkeeping
 //
-// A yield can cost no less than sched_floor_yield_ns. A channel round trip takes
-// at least two such switches (each takes the woken goroutine from the runnext
-// slot, which idle Ms may steal from, with a CAS) and four more locked
-// instructions: the channel's lock, taken once per operation. Releasing it and
-// publishing a goroutine in an empty runnext are plain stores (lock.hpp,
-// runqput).
+// A yield can cost no less than sched_floor_yield_ns. A channel round trip
+// between two goroutines of one P takes at least two switches, but neither
+// needs the run queue's CAS (the woken goroutine waits in runnext, which the
+// owner takes with plain accesses) nor a CAS on the channel's lock (biased to
+// that P after 64 takes, lock.hpp): 2 x (sched_floor_yield_ns - cpu_locked_op_ns).
+// Everything above that is the channel's and the scheduler's own bookkeeping.
 #include "sched_floor.hpp"
 
 #include <atomic>
