@@ -348,10 +348,7 @@ TEST_CASE("a channel biased to its pair's P loses no value when a plain thread a
   // the pair then takes them without a locked instruction. A plain thread, and
   // a goroutine inside gort::syscall (no P), take them with the CAS and revoke
   // the bias while the pair keeps going; every value must still arrive once.
-  // The child reads GORTMAXPROCS when it starts, so it is set around the spawn.
-  const char* procs = std::getenv("GORTMAXPROCS");
-  const std::string saved = procs != nullptr ? procs : "";
-  setenv("GORTMAXPROCS", "1", 1);
+  gort::test::ScopedEnv procs("GORTMAXPROCS", "1");
   auto r = gort::test::run_case_in_child([] {
     gort::main([] {
       if (gort::rt::sched.procs != 1) _exit(6);
@@ -400,10 +397,47 @@ TEST_CASE("a channel biased to its pair's P loses no value when a plain thread a
       ping.close();
     });
   });
-  if (procs != nullptr) setenv("GORTMAXPROCS", saved.c_str(), 1);
-  else unsetenv("GORTMAXPROCS");
   CAPTURE(r.err);
   CHECK(r.status == 0);
+}
+
+// Yielder's move constructor yields when yield_in_move is set: it breaks the
+// rule that element constructors run under the channel's lock without a switch.
+struct Yielder {
+  static inline bool yield_in_move = false;
+  int v = 0;
+  explicit Yielder(int x) : v(x) {}
+  Yielder(const Yielder&) = default;
+  Yielder(Yielder&& o) noexcept : v(o.v) {
+    if (yield_in_move) gort::yield();
+  }
+};
+
+TEST_CASE("an element constructor that switches while its channel's lock is held is a fatal error naming the rule") {
+  // Without the check another goroutine of the P would wait for that lock
+  // forever (its M asleep on it, the holder never resumed).
+  gort::test::ScopedEnv procs("GORTMAXPROCS", "1");
+  auto r = gort::test::run_case_in_child([] {
+    if (!gort::rt::lock_init()) _exit(3);  // no bias without membarrier: nothing to check
+    gort::main([] {
+      gort::Chan<Yielder> ping, pong;
+      gort::go([ping, pong] {
+        while (auto v = ping.recv()) pong.send(Yielder(v->v + 1));
+      });
+      for (int i = 0; i < 200; i++) {
+        ping.send(Yielder(i));
+        (void)pong.recv();
+      }
+      gort::go([ping] { (void)ping.len(); });  // runs when the sender yields
+      Yielder::yield_in_move = true;
+      ping.send(Yielder(0));  // moved into the waiting receiver's slot, under the lock
+      _exit(4);
+    });
+  });
+  CAPTURE(r.err);
+  if (r.status == 3) return;
+  CHECK(r.status == 2);
+  CHECK(r.err.find("fatal error: a goroutine took a channel's lock while another goroutine of its P held it") != std::string::npos);
 }
 
 TEST_CASE("100,000 goroutines parked on a channel are released by close") {

@@ -112,4 +112,29 @@ ChildResult run_case_in_child(F&& fn) {
   return collect_child(pid, p[0]);
 }
 
+// ScopedEnv sets an environment variable while it lives, for the children
+// spawned meanwhile (the runtime reads GORTMAXPROCS once, at start), then puts
+// the old value back.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) {
+      had_ = true;
+      old_ = old;
+    }
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
 }  // namespace gort::test

@@ -98,6 +98,10 @@ void Lock::countbias(std::uintptr_t me) {
   if (++nsame_ >= kBiasAfter && lock_init()) bias_.store(me, std::memory_order_relaxed);
 }
 
+void Lock::taken_twice() {
+  fatal("a goroutine took a channel's lock while another goroutine of its P held it: a channel element's move or copy constructor blocked, yielded or called gort::syscall");
+}
+
 void Lock::revoke() {
   bias_.store(kBiasOff, std::memory_order_relaxed);
   // After the barrier the owner's busy_ store, if it came before its check of

@@ -52,6 +52,9 @@ class Lock {
   void lock_biased(const void* self) {
     const auto me = reinterpret_cast<std::uintptr_t>(self);
     if (bias_.load(std::memory_order_relaxed) == me && me != 0) {
+      // Only one goroutine of a P runs at a time and none switches holding the
+      // lock, so busy_ is 0 here unless that rule was broken (taken_twice).
+      if (busy_.load(std::memory_order_relaxed) != 0) [[unlikely]] taken_twice();
       busy_.store(1, std::memory_order_relaxed);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // the loads stay after the store
       if (bias_.load(std::memory_order_relaxed) == me && key_.load(std::memory_order_acquire) == 0) [[likely]] {
@@ -107,6 +110,8 @@ class Lock {
   // countbias() and revoke() run with key_ held.
   void countbias(std::uintptr_t me);
   void revoke();
+  // taken_twice() dies naming the broken rule (runtime.hpp rule 6).
+  [[noreturn]] static void taken_twice();
 
   std::atomic<std::uint32_t> key_{0};   // 0 free, 1 locked (the CAS side)
   std::atomic<std::uint32_t> busy_{0};  // the owner P's side: taking or held
