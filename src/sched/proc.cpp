@@ -116,7 +116,13 @@ void globrunqputbatch(G* const* g, int n) {
   }
 }
 
-void globrunqput(G* gp) { globrunqputbatch(&gp, 1); }
+// globrunqput() appends gp to the global run queue, taking sched.lock. Out of
+// line: it is the rare branch of ready and after_switch_slow.
+[[gnu::noinline]] void globrunqput(G* gp) {
+  sched.lock.lock();
+  globrunqputbatch(&gp, 1);
+  sched.lock.unlock();
+}
 
 // globrunqpop() takes the oldest G of the global run queue. Lock held; not empty.
 G* globrunqpop() {
@@ -183,22 +189,28 @@ bool runqputslow(P* p, G* gp) {
   return old;
 }
 
-// runqput_inline() queues gp on p; with next, into runnext (it runs next,
-// inheriting the time slice), kicking the old runnext to the tail. Only p's
-// owner calls it. Inlined into ready (every wake-up); runqput for the rest.
-[[gnu::always_inline]] inline void runqput_inline(P* p, G* gp, bool next) {
+// runqput_slow() is runqput past its fast path: swap a taken runnext, or
+// queue at the ring's tail (half of a full ring goes to the global queue).
+[[gnu::noinline]] void runqput_slow(P* p, G* gp, bool next) {
   if (next) {
-    // Stealers only ever empty a full runnext (runqgrab) and only the owner
-    // fills it, so an empty one stays empty until this store.
-    if (p->runnext.load(std::memory_order_relaxed) == nullptr) {
-      p->runnext.store(gp, std::memory_order_release);
-      return;
-    }
     gp = runnext_exchange(p, gp);
     if (gp == nullptr) return;
   }
   while (!runqputtail(p, gp) && !runqputslow(p, gp)) {
   }
+}
+
+// runqput_inline() queues gp on p; with next, into runnext (it runs next,
+// inheriting the time slice), kicking the old runnext to the tail. Only p's
+// owner calls it. Inlined into ready (every wake-up); runqput for the rest.
+[[gnu::always_inline]] inline void runqput_inline(P* p, G* gp, bool next) {
+  // Stealers only ever empty a full runnext (runqgrab) and only the owner
+  // fills it, so an empty one stays empty until this store.
+  if (next && p->runnext.load(std::memory_order_relaxed) == nullptr) {
+    p->runnext.store(gp, std::memory_order_release);
+    return;
+  }
+  runqput_slow(p, gp, next);
 }
 
 }  // namespace
@@ -651,9 +663,7 @@ G* malg() {
       gfput(m->p, gp);
       break;
     case After::exitsyscall:
-      sched.lock.lock();
       globrunqput(gp);
-      sched.lock.unlock();
       wakep();  // an idle P (maybe asleep in its poller) must come and run it
       stopm();
       break;
@@ -1020,9 +1030,7 @@ namespace {
   if (m != nullptr && m->p != nullptr) {
     runqput_inline(m->p, gp, true);
   } else {
-    sched.lock.lock();
     globrunqput(gp);
-    sched.lock.unlock();
   }
   wakep();
 }
