@@ -2,19 +2,22 @@
 // scheduler with Go's work stealing must use cost on this machine, measured
 // alone, so the table shows how far a figure is from what is possible here.
 //
-//   cpu_locked_op_ns       one `lock cmpxchg` on a line this core owns, back to back
-//   sched_floor_yield_ns   two contexts alternating through Go's run queue (a
-//                          256-slot ring: put at the tail, take at the head with
-//                          the CAS that stealing Ms make necessary) and our
-//                          context switch, and nothing else: no preemption tick,
-//                          no exception state, no I/O check, no sysmon bookkeeping
+//   cpu_locked_op_ns          one `lock cmpxchg` on a line this core owns, back to back
+//   sched_floor_yield_ns      two contexts alternating through Go's run queue (a
+//                             256-slot ring: put at the tail, take at the head with
+//                             the CAS that stealing Ms make necessary) and our
+//                             context switch, and nothing else: no preemption tick,
+//                             no exception state, no I/O check, no sysmon bookkeeping
+//   sched_floor_yield_1p_ns   the same with plain accesses at the head: with one P
+//                             nothing steals, and gort's owner takes without the CAS
 //
-// A yield can cost no less than sched_floor_yield_ns. A channel round trip
-// between two goroutines of one P takes at least two switches, but neither
-// needs the run queue's CAS (the woken goroutine waits in runnext, which the
-// owner takes with plain accesses) nor a CAS on the channel's lock (biased to
-// that P after 64 takes, lock.hpp): 2 x (sched_floor_yield_ns - cpu_locked_op_ns).
-// Everything above that is the channel's and the scheduler's own bookkeeping.
+// sched_yield_ns (1 P) can cost no less than sched_floor_yield_1p_ns, a yield
+// with stealing Ps no less than sched_floor_yield_ns. A channel round trip
+// between two goroutines of one P takes at least two switches, and neither
+// needs a locked instruction (the woken goroutine waits in runnext, which the
+// owner takes with plain accesses, and the channel's lock is biased to that P
+// after 64 takes, lock.hpp): 2 x sched_floor_yield_1p_ns. Everything above
+// that is the channel's and the scheduler's own bookkeeping.
 #include "sched_floor.hpp"
 
 #include <atomic>
@@ -39,8 +42,10 @@ double locked_op_ns(int n) {
   return ns / n;
 }
 
-// Ring is Go's per-P run queue, reduced to what one owner does with it.
+// Ring is Go's per-P run queue, reduced to what one owner does with it; with
+// `stealers` false, its take is gort's for a lone P (proc.cpp, runqget).
 struct Ring {
+  bool stealers = true;
   std::atomic<std::uint32_t> head{0}, tail{0};
   std::atomic<rt::Context*> slot[256] = {};
 
@@ -54,6 +59,10 @@ struct Ring {
       std::uint32_t h = head.load(std::memory_order_acquire);
       if (h == tail.load(std::memory_order_acquire)) return nullptr;
       rt::Context* c = slot[h % 256].load(std::memory_order_relaxed);
+      if (!stealers) {
+        head.store(h + 1, std::memory_order_relaxed);
+        return c;
+      }
       if (head.compare_exchange_weak(h, h + 1, std::memory_order_release)) return c;
     }
   }
@@ -91,10 +100,11 @@ struct YieldPair {
   }
 };
 
-double floor_yield_ns(int n) {
+double floor_yield_ns(int n, bool stealers) {
   std::vector<unsigned char> stack(64 * 1024);
   YieldPair y;
   y.n = n;
+  y.runq.stealers = stealers;
   rt::init_thread_context(y.main);
   const auto lo = reinterpret_cast<std::uintptr_t>(stack.data());
   rt::make_context(y.other, lo, lo + stack.size(), YieldPair::entry, &y);
@@ -111,7 +121,8 @@ double floor_yield_ns(int n) {
 void emit_sched_floors(int runs, bool quick) {
   const int n = quick ? 200'000 : 5'000'000;
   emit("cpu_locked_op_ns", median_ns(runs, [&] { return locked_op_ns(n); }));
-  emit("sched_floor_yield_ns", median_ns(runs, [&] { return floor_yield_ns(n); }));
+  emit("sched_floor_yield_ns", median_ns(runs, [&] { return floor_yield_ns(n, true); }));
+  emit("sched_floor_yield_1p_ns", median_ns(runs, [&] { return floor_yield_ns(n, false); }));
 }
 
 }  // namespace gort::bench

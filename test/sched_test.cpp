@@ -318,6 +318,38 @@ TEST_CASE("goroutines looping on yield all make progress") {
   for (auto& c : counts) CHECK(c.load() >= 100);
 }
 
+TEST_CASE("on one P yielding goroutines take turns in the order they queued") {
+  // One P has no stealers, so its owner takes from the ring without a CAS
+  // (proc.cpp, runqget): the ring must still hand out each goroutine once per
+  // round, oldest first. The child exits 6 if it got more than one P, 7 if a
+  // turn came out of order.
+  gort::test::ScopedEnv procs("GORTMAXPROCS", "1");
+  auto r = gort::test::run_case_in_child([] {
+    constexpr int kG = 3, kRounds = 1000;
+    std::vector<int> order;
+    gort::main([&] {
+      if (gort::rt::sched.procs != 1) _exit(6);
+      gort::WaitGroup wg;
+      wg.add(kG);
+      for (int id = 0; id < kG; id++) {
+        gort::go([&, id] {
+          for (int r = 0; r < kRounds; r++) {
+            order.push_back(id);
+            gort::yield();
+          }
+          wg.done();
+        });
+      }
+      wg.wait();
+    });
+    if (order.size() != std::size_t{kG * kRounds} || order[0] == order[1]) _exit(7);
+    for (std::size_t i = kG; i < order.size(); i++) {
+      if (order[i] != order[i - kG]) _exit(7);
+    }
+  });
+  CHECK(r.status == 0);
+}
+
 TEST_CASE("sleep blocks for at least the duration") {
   gort::main([] {
     auto t0 = std::chrono::steady_clock::now();

@@ -230,6 +230,11 @@ namespace {
     std::uint32_t t = p->runqtail.load(std::memory_order_relaxed);
     if (t == h) return nullptr;
     G* gp = p->runq[h % kRunqSize].load(std::memory_order_relaxed);
+    // The CAS is for stealers: ~5 ns, a third of a yield on this machine.
+    if (p->nostealers) {
+      p->runqhead.store(h + 1, std::memory_order_relaxed);
+      return gp;
+    }
     if (p->runqhead.compare_exchange_weak(h, h + 1, std::memory_order_release)) return gp;
   }
 }
@@ -1215,6 +1220,7 @@ void schedinit_procs(int procs) {
     auto* p = new P;
     p->id = i;
     p->spinbudget = sched.spin_ns;
+    p->nostealers = procs == 1;
     sched.allp.push_back(p);
   }
   // Every P starts idle; startm hands them out as goroutines appear.

@@ -3,7 +3,9 @@
 //
 // Locking and ownership (numbered as in Photon's thread.cpp; proc.cpp keeps them):
 //  1. A P's run queue ring is written at the tail only by the M holding the P;
-//     any M may take from the head (runqget, runqsteal) with a CAS.
+//     any M may take from the head (runqget, runqsteal) with a CAS; with one
+//     P (P::nostealers) there is no other M to steal and the owner takes with
+//     plain accesses.
 //     runnext is filled only by the owner. The owner swaps it with plain loads
 //     and stores inside its window (P::nextowner set), unless a stealer has
 //     announced itself (P::nextstealers); a stealer announces itself, runs
@@ -147,6 +149,9 @@ struct P {
   // Rule 1.
   std::atomic<std::uint32_t> runqhead{0};
   std::atomic<std::uint32_t> runqtail{0};
+  // Rule 1: the only P, so nothing steals from it and the owner takes from
+  // the head with plain accesses. Set before the P first runs, never changed.
+  bool nostealers = false;
   std::atomic<G*> runq[kRunqSize] = {};
   std::atomic<G*> runnext{nullptr};
   std::atomic<std::uint32_t> nextowner{0};     // rule 1: the owner is swapping runnext
