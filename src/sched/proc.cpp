@@ -696,16 +696,39 @@ G* malg() {
   }
 }
 
-// switch_away() leaves the running goroutine gp with request a (rule 4) and
-// runs the next goroutine of this P, or g0 when there is none or the request
-// needs g0. Returns when gp is resumed, possibly on another M.
-void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg = nullptr) {
-  M* m = getm();
+// leave() records gp's request a in m (rule 4) and saves gp's exception state.
+[[gnu::always_inline]] inline void leave(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
   std::memcpy(gp->ehstate, m->ehglobals, sizeof gp->ehstate);  // see execute
   m->after = a;
   m->after_g = gp;
   m->unlockf = unlockf;
   m->unlockarg = arg;
+}
+
+// gogo() runs next on m in place of gp, or g0 when next is null; gp has left
+// its request (leave). Returns when gp is resumed, possibly on another M.
+// Every goroutine that will resume switches away from this one call site,
+// which gort_ctx_switch's `ret` relies on (context_x86_64.S), and nothing
+// here lives across the switch, so it saves no registers of its own.
+[[gnu::noinline]] void gogo(M* m, G* gp, G* next) {
+  Context* to = &m->g0;
+  if (next != nullptr) {
+    execute(m, next);
+    to = &next->ctx;
+  } else {
+    m->curg = nullptr;
+    setg(nullptr);
+  }
+  switch_context(gp->ctx, *to);
+  after_switch();
+}
+
+// switch_away() leaves the running goroutine gp with request a (rule 4) and
+// runs the next goroutine of this P, or g0 when there is none or the request
+// needs g0. Returns when gp is resumed, possibly on another M.
+void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg = nullptr) {
+  M* m = getm();
+  leave(m, gp, a, unlockf, arg);
   P* p = m->p;
   G* next = nullptr;
   // Straight to the next goroutine, except: every 61st tick (g0's findrunnable
@@ -734,17 +757,33 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
     gp->preempt.store(false, std::memory_order_relaxed);
     return;
   }
-  if (next != nullptr) {
+  if (a == After::exit) {
+    if (next == nullptr) {
+      m->curg = nullptr;
+      setg(nullptr);
+      switch_context_final(gp->ctx, m->g0);
+    }
     execute(m, next);
-    if (a == After::exit) switch_context_final(gp->ctx, next->ctx);
-    switch_context(gp->ctx, next->ctx);
-  } else {
-    m->curg = nullptr;
-    setg(nullptr);
-    if (a == After::exit) switch_context_final(gp->ctx, m->g0);
-    switch_context(gp->ctx, m->g0);
+    switch_context_final(gp->ctx, next->ctx);
   }
-  after_switch();
+  gogo(m, gp, next);
+}
+
+// switch_away_fast() is switch_away for a yield or a park (a, a constant once
+// inlined) in the common case: no tick due, no completed I/O, and a goroutine
+// in the P's own queue. Inlined into gosched and the parks, it spares them a
+// frame of callee-saved registers and the tests of a; the rest goes the slow way.
+[[gnu::always_inline]] inline void switch_away_fast(G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
+  M* m = getm();
+  P* p = m->p;
+  G* next;
+  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_cq_ready(p) ||
+      (next = runqget(p)) == nullptr) [[unlikely]] {
+    switch_away(gp, a, unlockf, arg);
+    return;
+  }
+  leave(m, gp, a, unlockf, arg);
+  gogo(m, gp, next);
 }
 
 // stealwork() tries every other P in random order: their expired timers, then
@@ -1053,7 +1092,7 @@ namespace {
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
   P* p = getm()->p;
   p->npark.store(p->npark.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  switch_away(gp, a, unlockf, arg);
+  switch_away_fast(gp, a, unlockf, arg);
 }
 
 }  // namespace
@@ -1079,7 +1118,7 @@ void gosched() {
     sched_yield();
     return;
   }
-  switch_away(gp, After::ready);
+  switch_away_fast(gp, After::ready, nullptr, nullptr);
 }
 
 
