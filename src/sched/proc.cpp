@@ -697,12 +697,15 @@ G* malg() {
 }
 
 // leave() records gp's request a in m (rule 4) and saves gp's exception state.
+// Only a park's requests read unlockf and unlockarg.
 [[gnu::always_inline]] inline void leave(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
   std::memcpy(gp->ehstate, m->ehglobals, sizeof gp->ehstate);  // see execute
   m->after = a;
   m->after_g = gp;
-  m->unlockf = unlockf;
-  m->unlockarg = arg;
+  if (a == After::park || a == After::parkunlock) {
+    m->unlockf = unlockf;
+    m->unlockarg = arg;
+  }
 }
 
 // gogo() runs next on m in place of gp, or g0 when next is null; gp has left
@@ -770,11 +773,10 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
 }
 
 // switch_away_fast() is switch_away for a yield or a park (a, a constant once
-// inlined) in the common case: no tick due, no completed I/O, and a goroutine
+// inlined) by gp, running on m, in the common case: no tick due, no completed I/O, and a goroutine
 // in the P's own queue. Inlined into gosched and the parks, it spares them a
 // frame of callee-saved registers and the tests of a; the rest goes the slow way.
-[[gnu::always_inline]] inline void switch_away_fast(G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
-  M* m = getm();
+[[gnu::always_inline]] inline void switch_away_fast(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
   P* p = m->p;
   G* next;
   if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_cq_ready(p) ||
@@ -1086,13 +1088,14 @@ namespace {
 // park() is gopark and goparkunlock: a = park runs unlockf(gp, arg) once gp is
 // off its stack, a = parkunlock releases the Lock arg (inline in after_switch).
 [[gnu::always_inline]] inline void park(After a, bool (*unlockf)(G*, void*), void* arg, const char* reason) {
-  G* gp = getgp_parkable();
+  M* m = getm();
+  G* gp = getgp_parkable(m);
   if (gp == nullptr) fatal("gopark: not on a goroutine that holds a P");
   gp->waitreason = reason;
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
-  P* p = getm()->p;
+  P* p = m->p;
   p->npark.store(p->npark.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  switch_away_fast(gp, a, unlockf, arg);
+  switch_away_fast(m, gp, a, unlockf, arg);
 }
 
 }  // namespace
@@ -1113,12 +1116,13 @@ void goready(G* gp) {
 }
 
 void gosched() {
-  G* gp = getgp_parkable();
+  M* m = getm();
+  G* gp = getgp_parkable(m);
   if (gp == nullptr) {
     sched_yield();
     return;
   }
-  switch_away_fast(gp, After::ready, nullptr, nullptr);
+  switch_away_fast(m, gp, After::ready, nullptr, nullptr);
 }
 
 

@@ -288,11 +288,12 @@ inline M* getm() {
 G* getgp();
 // getgp_parkable() is getgp(), but nullptr inside gort::syscall too: a goroutine
 // without a P blocks its thread, as a plain thread does, instead of parking.
-inline G* getgp_parkable() {
-  M* m = getm();
+// The overload taking m is for callers that need this thread's M as well.
+inline G* getgp_parkable(M* m) {
   if (m == nullptr || m->curg == nullptr || m->p == nullptr) return nullptr;
   return m->curg;
 }
+inline G* getgp_parkable() { return getgp_parkable(getm()); }
 
 // gopark() blocks the calling goroutine. After it is off its stack, unlockf(gp,
 // arg) runs on the M; if that returns false the goroutine is resumed at once.
