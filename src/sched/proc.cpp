@@ -741,7 +741,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
                       (a == After::exit && gp->stack.size() == stack_default_size());
   if (direct && p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
     // Completed I/O first: its goroutines queue behind the ones already waiting.
-    if (io_cq_ready(p)) netpoll(p);
+    if (io_due(p)) netpoll(p);
     next = runqget(p);
     // Local queue empty but work queued globally: take a share of it now, as
     // Go's Gosched does by going through the global queue.
@@ -779,7 +779,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
 [[gnu::always_inline]] inline void switch_away_fast(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
   P* p = m->p;
   G* next;
-  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_cq_ready(p) ||
+  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
       (next = runqget(p)) == nullptr) [[unlikely]] {
     switch_away(gp, a, unlockf, arg);
     return;

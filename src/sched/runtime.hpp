@@ -199,6 +199,12 @@ inline bool io_cq_ready(const P* p) {
           (p->io_ksqflags != nullptr && (__atomic_load_n(p->io_ksqflags, __ATOMIC_RELAXED) & (1u << 2)) != 0));
 }
 
+// io_due() is io_cq_ready() for a switch: completions of this P's operations
+// wait to be reaped. With none in flight only the wake-up read's and cancels'
+// can be there, and those wait for findrunnable; checking io_inflight first
+// spares every switch of a P without I/O the ring's loads (~8 instructions).
+inline bool io_due(const P* p) { return p->io_inflight != 0 && io_cq_ready(p); }
+
 struct M {
   Context g0;         // the thread's own stack: schedule() runs here
   G* curg = nullptr;
