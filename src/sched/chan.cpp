@@ -26,19 +26,19 @@ namespace gort::rt {
 
 namespace {
 
-// chanpark() queues the caller on q (c's recvq or sendq) with ep and blocks
-// until a peer or close completes it. c->lock is held; it is released once the
-// caller is parked. Returns true if a peer completed the exchange, false if
-// c was closed.
-bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason) {
+// chanpark() queues the caller, running on m (checkpreempt()'s: null off a
+// P), on q (c's recvq or sendq) with ep and blocks until a peer or close completes it. c->lock is
+// held; it is released once the caller is parked. Returns true if a peer
+// completed the exchange, false if c was closed.
+bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason, M* m) {
   Note note;  // a plain thread sleeps on it
   Sudog s;
-  waiter_init(s, &note);
+  waiter_init(s, &note, m);
   s.elem = ep;
   s.c = c;
   if (s.g != nullptr) s.g->waiting = &s;
   q.enqueue(&s);
-  park_waiter(s, c->lock, reason);
+  park_waiter(s, c->lock, reason, m);
   if (s.g != nullptr) s.g->waiting = nullptr;
   return s.success;
 }
@@ -94,7 +94,8 @@ void chanrelease(hchan* c) noexcept {
 }
 
 bool chansend(hchan* c, void* ep, bool block) {
-  chanlock(c, checkpreempt());
+  M* m = checkpreempt();
+  chanlock(c, m);
   Sudog* sg = nullptr;
   switch (trysend(c, ep, &sg)) {
     case chanstate::done:
@@ -111,12 +112,13 @@ bool chansend(hchan* c, void* ep, bool block) {
     c->lock.unlock();
     return false;
   }
-  if (!chanpark(c, c->sendq, ep, "chan send")) panic_send_closed();  // closed while waiting
+  if (!chanpark(c, c->sendq, ep, "chan send", m)) panic_send_closed();  // closed while waiting
   return true;
 }
 
 bool chanrecv(hchan* c, void* ep, bool block) {
-  chanlock(c, checkpreempt());
+  M* m = checkpreempt();
+  chanlock(c, m);
   Sudog* sg = nullptr;
   if (tryrecv(c, ep, &sg) != chanstate::blocked) {
     c->lock.unlock();
@@ -127,7 +129,7 @@ bool chanrecv(hchan* c, void* ep, bool block) {
     c->lock.unlock();
     return false;
   }
-  chanpark(c, c->recvq, ep, "chan receive");
+  chanpark(c, c->recvq, ep, "chan receive", m);
   return true;
 }
 

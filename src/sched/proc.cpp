@@ -1085,12 +1085,11 @@ namespace {
 
 namespace {
 
-// park() is gopark and goparkunlock: a = park runs unlockf(gp, arg) once gp is
-// off its stack, a = parkunlock releases the Lock arg (inline in after_switch).
-[[gnu::always_inline]] inline void park(After a, bool (*unlockf)(G*, void*), void* arg, const char* reason) {
-  M* m = getm();
-  G* gp = getgp_parkable(m);
-  if (gp == nullptr) fatal("gopark: not on a goroutine that holds a P");
+// park() is gopark and goparkunlock for gp, running on m: a = park runs
+// unlockf(gp, arg) once gp is off its stack, a = parkunlock releases the Lock
+// arg (inline in after_switch).
+[[gnu::always_inline]] inline void park(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg,
+                                        const char* reason) {
   gp->waitreason = reason;
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
   P* p = m->p;
@@ -1100,9 +1099,14 @@ namespace {
 
 }  // namespace
 
-void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) { park(After::park, unlockf, arg, reason); }
+void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
+  M* m = getm();
+  G* gp = getgp_parkable(m);
+  if (gp == nullptr) fatal("gopark: not on a goroutine that holds a P");
+  park(m, gp, After::park, unlockf, arg, reason);
+}
 
-void goparkunlock(Lock* l, const char* reason) { park(After::parkunlock, nullptr, l, reason); }
+void goparkunlock(M* m, G* gp, Lock* l, const char* reason) { park(m, gp, After::parkunlock, nullptr, l, reason); }
 
 void goready(G* gp) {
   // Every caller owns the wake-up it delivers (it dequeued the waiter under the

@@ -305,9 +305,11 @@ inline G* getgp_parkable() { return getgp_parkable(getm()); }
 // arg) runs on the M; if that returns false the goroutine is resumed at once.
 // Precondition: running on a goroutine.
 void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason);
-// goparkunlock() is gopark() whose unlockf releases l: channels, semaphores and
-// every other waiter that parks under a lock. Precondition: l held.
-void goparkunlock(Lock* l, const char* reason);
+// goparkunlock() is gopark() for gp, running on m, whose unlockf releases l:
+// channels, semaphores and every other waiter that parks under a lock. The
+// caller passes what it already read (park_waiter: the waiter's record).
+// Preconditions: m is getm(), gp is getgp_parkable(m) and not null, l held.
+void goparkunlock(M* m, G* gp, Lock* l, const char* reason);
 // goready() makes a waiting goroutine runnable on the caller's P (or globally
 // from a plain thread) and wakes an idle P if there is one.
 void goready(G* gp);

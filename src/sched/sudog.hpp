@@ -72,24 +72,29 @@ struct WaitQ {
   bool empty() const { return first == nullptr; }
 };
 
-// waiter_init() fills s for the caller: its G, or, on a plain thread, note.
-inline void waiter_init(Sudog& s, Note* note) {
-  s.g = getgp_parkable();
+// waiter_init() fills s for the caller, running on m (getm(), or null off a
+// P, as checkpreempt() returns it; callers that have it pass it): its G, or,
+// on a plain thread, note.
+inline void waiter_init(Sudog& s, Note* note, M* m) {
+  s.g = getgp_parkable(m);
   s.note = s.g == nullptr ? note : nullptr;
   if (s.g == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
 }
+inline void waiter_init(Sudog& s, Note* note) { waiter_init(s, note, getm()); }
 
-// park_waiter() blocks the caller until ready_waiter(s). Precondition: l is held
-// and s is where a waker will find it; l is released once the caller is parked
-// (a goroutine: off its stack; a thread: before it sleeps).
-inline void park_waiter(Sudog& s, Lock& l, const char* reason) {
+// park_waiter() blocks the caller, running on m, until ready_waiter(s).
+// Preconditions: waiter_init(s) ran on m, l is held and s is where a waker
+// will find it; l is released once the caller is parked (a goroutine: off its
+// stack; a thread: before it sleeps).
+inline void park_waiter(Sudog& s, Lock& l, const char* reason, M* m) {
   if (s.g != nullptr) {
-    goparkunlock(&l, reason);
+    goparkunlock(m, s.g, &l, reason);
     return;
   }
   l.unlock();
   s.note->sleep();
 }
+inline void park_waiter(Sudog& s, Lock& l, const char* reason) { park_waiter(s, l, reason, getm()); }
 
 // park_waiter_until() is park_waiter() with a deadline (nanotime(), 0: none).
 // s.selectdone must be set: the timeout and the wakers race for it (0 -> 1) and
