@@ -321,7 +321,9 @@ TEST_CASE("goroutines looping on yield all make progress") {
 TEST_CASE("on one P yielding goroutines take turns in the order they queued") {
   // One P has no stealers, so its owner takes from the ring without a CAS
   // (proc.cpp, runqget): the ring must still hand out each goroutine once per
-  // round, oldest first. The child exits 6 if it got more than one P, 7 if a
+  // round, oldest first. The gate keeps them from starting before all three
+  // exist (sysmon may make the spawner yield between spawns on a slow
+  // sanitizer build). The child exits 6 if it got more than one P, 7 if a
   // turn came out of order.
   gort::test::ScopedEnv procs("GORTMAXPROCS", "1");
   auto r = gort::test::run_case_in_child([] {
@@ -330,9 +332,11 @@ TEST_CASE("on one P yielding goroutines take turns in the order they queued") {
     gort::main([&] {
       if (gort::rt::sched.procs != 1) _exit(6);
       gort::WaitGroup wg;
+      gort::Chan<int> gate;
       wg.add(kG);
       for (int id = 0; id < kG; id++) {
-        gort::go([&, id] {
+        gort::go([&, gate, id] {
+          (void)gate.recv();
           for (int r = 0; r < kRounds; r++) {
             order.push_back(id);
             gort::yield();
@@ -340,6 +344,7 @@ TEST_CASE("on one P yielding goroutines take turns in the order they queued") {
           wg.done();
         });
       }
+      gate.close();
       wg.wait();
     });
     if (order.size() != std::size_t{kG * kRounds} || order[0] == order[1]) _exit(7);

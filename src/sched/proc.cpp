@@ -2,15 +2,16 @@
 //
 // Rules 1-5 of runtime.hpp hold here. The shape of a switch:
 //
-//   A goroutine that yields, parks or exits calls switch_away(), which leaves its
-//   request in M::after and switches straight to the next goroutine of its P's
-//   run queue when there is one (one switch, no detour through g0: this is what
-//   keeps a yield near one context switch), else to g0, whose schedule() loop
-//   runs findrunnable(). Whatever runs next on the M first calls after_switch()
-//   to carry out the request, now that the old goroutine is off its stack.
+//   A goroutine that yields, parks or exits calls switch_away() (yields and
+//   parks: switch_away_fast() first), which leaves its request in M::after and
+//   switches, in gogo(), straight to the next goroutine of its P's run queue
+//   when there is one (one switch, no detour through g0: this is what keeps a
+//   yield near one context switch), else to g0, whose schedule() loop runs
+//   findrunnable(). Whatever runs next on the M first calls after_switch() to
+//   carry out the request, now that the old goroutine is off its stack.
 //
-// Exiting goroutines and goroutines leaving a syscall without a P always go
-// through g0: recycling a G frees stacks, and runtime internals run on g0.
+// Exiting goroutines whose stack must be freed and goroutines leaving a syscall
+// without a P go through g0: runtime internals run on g0.
 #include <cxxabi.h>
 #include <pthread.h>
 #if defined(__SANITIZE_ADDRESS__)
