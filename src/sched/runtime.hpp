@@ -277,8 +277,11 @@ extern Sched& sched;
 
 }  // namespace gort::rt
 
-// The calling thread's M. initial-exec: a fixed offset from %fs, no allocation.
-extern "C" __attribute__((tls_model("initial-exec"))) thread_local gort::rt::M* gort_tls_m;
+// The calling thread's M. local-exec: a fixed offset from %fs known at link
+// time, read in one instruction (initial-exec first loads the offset from the
+// GOT, a load on the path of every switch). libgort is a static library linked
+// into executables; linking it into a shared object fails at link time.
+extern "C" __attribute__((tls_model("local-exec"))) thread_local gort::rt::M* gort_tls_m;
 
 namespace gort::rt {
 
@@ -287,7 +290,7 @@ namespace gort::rt {
 // goroutine that migrated across a switch must see its new thread's M.
 inline M* getm() {
   M* m;
-  asm volatile("movq gort_tls_m@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(m));
+  asm volatile("movq %%fs:gort_tls_m@tpoff, %0" : "=r"(m));
   return m;
 }
 // getgp() is the goroutine running on this thread (nullptr on g0 or a plain thread).

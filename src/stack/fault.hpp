@@ -23,9 +23,9 @@ void minit_signalstack();
 
 }  // namespace gort::rt
 
-// The owner whose stack the calling thread runs on (initial-exec TLS: a fixed
-// %fs offset, safe to read in the signal handler).
-extern "C" __attribute__((tls_model("initial-exec"))) thread_local const gort::rt::StackOwner* gort_tls_g;
+// The owner whose stack the calling thread runs on (local-exec TLS, as
+// gort_tls_m: a fixed %fs offset, safe to read in the signal handler).
+extern "C" __attribute__((tls_model("local-exec"))) thread_local const gort::rt::StackOwner* gort_tls_g;
 
 namespace gort::rt {
 
@@ -34,12 +34,12 @@ namespace gort::rt {
 // through %fs; asm volatile, so the compiler never reuses a TLS address computed
 // before a switch (the goroutine may have moved to another thread).
 inline void setg(const StackOwner* g) {
-  asm volatile("movq gort_tls_g@gottpoff(%%rip), %%rax\n\tmovq %0, %%fs:(%%rax)" : : "r"(g) : "rax", "memory");
+  asm volatile("movq %0, %%fs:gort_tls_g@tpoff" : : "r"(g) : "memory");
 }
 // getg() is the owner set by setg() on the calling thread.
 inline const StackOwner* getg() {
   const StackOwner* g;
-  asm volatile("movq gort_tls_g@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(g));
+  asm volatile("movq %%fs:gort_tls_g@tpoff, %0" : "=r"(g));
   return g;
 }
 
