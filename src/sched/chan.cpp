@@ -30,7 +30,7 @@ namespace {
 // P), on q (c's recvq or sendq) with ep and blocks until a peer or close completes it. c->lock is
 // held; it is released once the caller is parked. Returns true if a peer
 // completed the exchange, false if c was closed.
-bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason, M* m) {
+[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason, M* m) {
   Note note;  // a plain thread sleeps on it
   Sudog s;
   waiter_init(s, &note, m);
