@@ -93,9 +93,11 @@ void chanrelease(hchan* c) noexcept {
   ::operator delete(c, al);
 }
 
-bool chansend(hchan* c, void* ep, bool block) {
-  M* m = checkpreempt();
-  chanlock(c, m);
+namespace {
+
+// sendlocked() and recvlocked() are chansend and chanrecv once the caller,
+// running on m (null off a P), holds c->lock.
+[[gnu::always_inline]] inline bool sendlocked(hchan* c, void* ep, bool block, M* m) {
   Sudog* sg = nullptr;
   switch (trysend(c, ep, &sg)) {
     case chanstate::done:
@@ -116,9 +118,7 @@ bool chansend(hchan* c, void* ep, bool block) {
   return true;
 }
 
-bool chanrecv(hchan* c, void* ep, bool block) {
-  M* m = checkpreempt();
-  chanlock(c, m);
+[[gnu::always_inline]] inline bool recvlocked(hchan* c, void* ep, bool block, M* m) {
   Sudog* sg = nullptr;
   if (tryrecv(c, ep, &sg) != chanstate::blocked) {
     c->lock.unlock();
@@ -132,6 +132,36 @@ bool chanrecv(hchan* c, void* ep, bool block) {
   chanpark(c, c->recvq, ep, "chan receive", m);
   return true;
 }
+
+using LockedOp = bool (*)(hchan*, void*, bool, M*);
+
+// chanop_slow() is chanop past its common case: a yield sysmon asked for, or
+// a lock that is not biased to the caller's P (or a caller off Ps).
+template <LockedOp op>
+[[gnu::noinline]] bool chanop_slow(hchan* c, void* ep, bool block, M* m) {
+  m = yieldifasked(m);
+  chanlock(c, m);
+  return op(c, ep, block, m);
+}
+
+// chanop() runs op with c->lock held. Its common case, a goroutine whose P
+// the lock is biased to, takes the lock inline and calls nothing else before
+// op: the rarer paths are out of line (chanop_slow), so that chansend and
+// chanrecv keep few registers across their calls and push few on entry.
+template <LockedOp op>
+[[gnu::always_inline]] inline bool chanop(hchan* c, void* ep, bool block) {
+  M* m = safepoint();
+  if (m == nullptr || preempted(m) || !c->lock.try_lock_biased(m->p)) [[unlikely]] {
+    return chanop_slow<op>(c, ep, block, m);
+  }
+  return op(c, ep, block, m);
+}
+
+}  // namespace
+
+bool chansend(hchan* c, void* ep, bool block) { return chanop<sendlocked>(c, ep, block); }
+
+bool chanrecv(hchan* c, void* ep, bool block) { return chanop<recvlocked>(c, ep, block); }
 
 void closechan(hchan* c) {
   chanlock(c);

@@ -46,23 +46,30 @@ class Lock {
     if (!try_lock()) [[unlikely]] lock_slow();
     if (bias_.load(std::memory_order_relaxed) > kBiasCounting) [[unlikely]] revoke();
   }
-  // lock_biased() is lock() for self, the caller's P (nullptr off Ps): on a lock
-  // that allows bias, without a locked instruction once the lock is biased to
-  // self, and it biases the lock after kBiasAfter takes in a row by self.
-  void lock_biased(const void* self) {
+  // try_lock_biased() takes the lock for self, the caller's P (nullptr off
+  // Ps), without a locked instruction if it is biased to self; false (not
+  // taken) otherwise.
+  bool try_lock_biased(const void* self) {
     const auto me = reinterpret_cast<std::uintptr_t>(self);
-    if (bias_.load(std::memory_order_relaxed) == me && me != 0) {
-      // Only one goroutine of a P runs at a time and none switches holding the
-      // lock, so busy_ is 0 here unless that rule was broken (taken_twice).
-      if (busy_.load(std::memory_order_relaxed) != 0) [[unlikely]] taken_twice();
-      busy_.store(1, std::memory_order_relaxed);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // the loads stay after the store
-      if (bias_.load(std::memory_order_relaxed) == me && key_.load(std::memory_order_acquire) == 0) [[likely]] {
-        heldbusy_ = true;
-        return;
-      }
-      busy_.store(0, std::memory_order_release);
+    if (bias_.load(std::memory_order_relaxed) != me || me == 0) return false;
+    // Only one goroutine of a P runs at a time and none switches holding the
+    // lock, so busy_ is 0 here unless that rule was broken (taken_twice).
+    if (busy_.load(std::memory_order_relaxed) != 0) [[unlikely]] taken_twice();
+    busy_.store(1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the loads stay after the store
+    if (bias_.load(std::memory_order_relaxed) == me && key_.load(std::memory_order_acquire) == 0) [[likely]] {
+      heldbusy_ = true;
+      return true;
     }
+    busy_.store(0, std::memory_order_release);
+    return false;
+  }
+  // lock_biased() is lock() for self: on a lock that allows bias, without a
+  // locked instruction once the lock is biased to self (try_lock_biased), and
+  // it biases the lock after kBiasAfter takes in a row by self.
+  void lock_biased(const void* self) {
+    if (try_lock_biased(self)) return;
+    const auto me = reinterpret_cast<std::uintptr_t>(self);
     if (!try_lock()) [[unlikely]] lock_slow();
     const std::uintptr_t b = bias_.load(std::memory_order_relaxed);
     if (b == kBiasCounting) [[unlikely]] countbias(me);

@@ -39,7 +39,19 @@
 
 namespace gort::rt {
 
-Sched& sched = *new Sched;
+namespace {
+// Never destroyed (runtime.hpp): the union's destructor does nothing. Static
+// storage rather than the heap, and sched a constant reference to it, so code
+// in this translation unit (the unity group: the hot scheduler files) reaches
+// the globals at a fixed address instead of loading a pointer first.
+union SchedStorage {
+  Sched s;
+  SchedStorage() : s() {}
+  ~SchedStorage() {}
+} schedstorage;
+}  // namespace
+
+Sched& sched = schedstorage.s;
 
 }  // namespace gort::rt
 

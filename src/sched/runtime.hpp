@@ -328,17 +328,22 @@ inline M* safepoint() {
   p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return m;
 }
-// checkpreempt() is a safe point that yields if sysmon asked this goroutine
-// to. Inline: every channel, lock and I/O call passes here. Returns the M the
-// goroutine runs on afterwards, as safepoint().
-inline M* checkpreempt() {
-  M* m = safepoint();
-  if (m != nullptr && m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] {
+// preempted() is true if sysmon asked the goroutine on m (safepoint()'s M,
+// not null) to yield.
+inline bool preempted(const M* m) { return m->curg->preempt.load(std::memory_order_relaxed); }
+// yieldifasked() yields if m (safepoint()'s M, maybe null) is preempted().
+// Returns the M the goroutine runs on afterwards.
+inline M* yieldifasked(M* m) {
+  if (m != nullptr && preempted(m)) [[unlikely]] {
     gosched();
     m = getm();  // it may resume on another thread
   }
   return m;
 }
+// checkpreempt() is a safe point that yields if sysmon asked this goroutine
+// to. Inline: every channel, lock and I/O call passes here. Returns the M the
+// goroutine runs on afterwards, as safepoint().
+inline M* checkpreempt() { return yieldifasked(safepoint()); }
 // wakep() starts an M to run an idle P if none is spinning. Inline: every
 // wake-up calls it, and with no idle P it is one load.
 void wakep_slow();
