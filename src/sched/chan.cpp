@@ -135,25 +135,31 @@ namespace {
 
 using LockedOp = bool (*)(hchan*, void*, bool, M*);
 
-// chanop_slow() is chanop past its common case: a yield sysmon asked for, or
-// a lock that is not biased to the caller's P (or a caller off Ps).
+// chanop_slow() is chanop past its common case: a caller off Ps, a yield
+// sysmon asked for, or a lock that is not biased to the caller's P.
 template <LockedOp op>
-[[gnu::noinline]] bool chanop_slow(hchan* c, void* ep, bool block, M* m) {
-  m = yieldifasked(m);
+[[gnu::noinline]] bool chanop_slow(hchan* c, void* ep, bool block) {
+  M* m = checkpreempt();
   chanlock(c, m);
   return op(c, ep, block, m);
 }
 
-// chanop() runs op with c->lock held. Its common case, a goroutine whose P
-// the lock is biased to, takes the lock inline and calls nothing else before
-// op: the rarer paths are out of line (chanop_slow), so that chansend and
-// chanrecv keep few registers across their calls and push few on entry.
+// chanop() runs op with c->lock held, at a safe point (checkpreempt). Its
+// common case, a goroutine whose P the lock is biased to, takes the lock
+// inline and calls nothing before op: the rarer paths are out of line
+// (chanop_slow), so that chansend and chanrecv keep few registers across
+// their calls and push few on entry. It reads the M's fields once, before
+// the safe point's count (a store the compiler cannot tell from them).
 template <LockedOp op>
 [[gnu::always_inline]] inline bool chanop(hchan* c, void* ep, bool block) {
-  M* m = safepoint();
-  if (m == nullptr || preempted(m) || !c->lock.try_lock_biased(m->p)) [[unlikely]] {
-    return chanop_slow<op>(c, ep, block, m);
+  M* m = getm();
+  G* gp;
+  P* p;
+  if (m == nullptr || (gp = m->curg) == nullptr || (p = m->p) == nullptr ||
+      gp->preempt.load(std::memory_order_relaxed) || !c->lock.try_lock_biased(p)) [[unlikely]] {
+    return chanop_slow<op>(c, ep, block);
   }
+  countsafepoint(p);
   return op(c, ep, block, m);
 }
 

@@ -189,6 +189,11 @@ bool runqputslow(P* p, G* gp) {
 // itself, plain accesses suffice: a locked instruction would cost ~5 ns of
 // every switch to a woken goroutine. Inlined: it is part of every such switch.
 [[gnu::always_inline]] inline G* runnext_exchange(P* p, G* nu) {
+  if (p->nostealers) {  // rule 1: nothing steals from a lone P, so no window either
+    G* old = p->runnext.load(std::memory_order_relaxed);
+    p->runnext.store(nu, std::memory_order_relaxed);
+    return old;
+  }
   p->nextowner.store(1, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the load stays after the store
   G* old;

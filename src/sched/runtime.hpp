@@ -5,7 +5,7 @@
 //  1. A P's run queue ring is written at the tail only by the M holding the P;
 //     any M may take from the head (runqget, runqsteal) with a CAS; with one
 //     P (P::nostealers) there is no other M to steal and the owner takes with
-//     plain accesses.
+//     plain accesses (and swaps runnext without the window below).
 //     runnext is filled only by the owner. The owner swaps it with plain loads
 //     and stores inside its window (P::nextowner set), unless a stealer has
 //     announced itself (P::nextstealers); a stealer announces itself, runs
@@ -318,32 +318,30 @@ void goparkunlock(M* m, G* gp, Lock* l, const char* reason);
 void goready(G* gp);
 // gosched() yields the processor, as runtime.Gosched.
 void gosched();
-// safepoint() counts a runtime call for sysmon: it reports a goroutine only if
-// it reaches none for hog_ms. Returns the calling goroutine's M, or nullptr
-// off goroutines (or inside gort::syscall).
+// countsafepoint() counts a runtime call on p for sysmon: it reports a
+// goroutine only if it reaches none for hog_ms.
+inline void countsafepoint(P* p) {
+  p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+// safepoint() counts a runtime call of the calling goroutine. Returns its M,
+// or nullptr off goroutines (or inside gort::syscall).
 inline M* safepoint() {
   M* m = getm();
   if (m == nullptr || m->curg == nullptr || m->p == nullptr) return nullptr;
-  P* p = m->p;
-  p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  return m;
-}
-// preempted() is true if sysmon asked the goroutine on m (safepoint()'s M,
-// not null) to yield.
-inline bool preempted(const M* m) { return m->curg->preempt.load(std::memory_order_relaxed); }
-// yieldifasked() yields if m (safepoint()'s M, maybe null) is preempted().
-// Returns the M the goroutine runs on afterwards.
-inline M* yieldifasked(M* m) {
-  if (m != nullptr && preempted(m)) [[unlikely]] {
-    gosched();
-    m = getm();  // it may resume on another thread
-  }
+  countsafepoint(m->p);
   return m;
 }
 // checkpreempt() is a safe point that yields if sysmon asked this goroutine
 // to. Inline: every channel, lock and I/O call passes here. Returns the M the
 // goroutine runs on afterwards, as safepoint().
-inline M* checkpreempt() { return yieldifasked(safepoint()); }
+inline M* checkpreempt() {
+  M* m = safepoint();
+  if (m != nullptr && m->curg->preempt.load(std::memory_order_relaxed)) [[unlikely]] {
+    gosched();
+    m = getm();  // it may resume on another thread
+  }
+  return m;
+}
 // wakep() starts an M to run an idle P if none is spinning. Inline: every
 // wake-up calls it, and with no idle P it is one load.
 void wakep_slow();
