@@ -26,14 +26,15 @@ namespace gort::rt {
 
 namespace {
 
-// chanpark() queues the caller, running on m (checkpreempt()'s: null off a
-// P), on q (c's recvq or sendq) with ep and blocks until a peer or close completes it. c->lock is
-// held; it is released once the caller is parked. Returns true if a peer
-// completed the exchange, false if c was closed.
-[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason, M* m) {
+// chanpark() queues the caller, goroutine gp running on m (checkpreempt()'s M
+// and its getgp_parkable(): both null off a P), on q (c's recvq or sendq) with
+// ep and blocks until a peer or close completes it. c->lock is held; it is
+// released once the caller is parked. Returns true if a peer completed the
+// exchange, false if c was closed.
+[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason, M* m, G* gp) {
   Note note;  // a plain thread sleeps on it
   Sudog s;
-  waiter_init(s, &note, m);
+  waiter_init(s, &note, gp);
   s.elem = ep;
   s.c = c;
   if (s.g != nullptr) s.g->waiting = &s;
@@ -96,8 +97,8 @@ void chanrelease(hchan* c) noexcept {
 namespace {
 
 // sendlocked() and recvlocked() are chansend and chanrecv once the caller,
-// running on m (null off a P), holds c->lock.
-[[gnu::always_inline]] inline bool sendlocked(hchan* c, void* ep, bool block, M* m) {
+// goroutine gp running on m (both null off a P), holds c->lock.
+[[gnu::always_inline]] inline bool sendlocked(hchan* c, void* ep, bool block, M* m, G* gp) {
   Sudog* sg = nullptr;
   switch (trysend(c, ep, &sg)) {
     case chanstate::done:
@@ -114,11 +115,11 @@ namespace {
     c->lock.unlock();
     return false;
   }
-  if (!chanpark(c, c->sendq, ep, "chan send", m)) panic_send_closed();  // closed while waiting
+  if (!chanpark(c, c->sendq, ep, "chan send", m, gp)) panic_send_closed();  // closed while waiting
   return true;
 }
 
-[[gnu::always_inline]] inline bool recvlocked(hchan* c, void* ep, bool block, M* m) {
+[[gnu::always_inline]] inline bool recvlocked(hchan* c, void* ep, bool block, M* m, G* gp) {
   Sudog* sg = nullptr;
   if (tryrecv(c, ep, &sg) != chanstate::blocked) {
     c->lock.unlock();
@@ -129,11 +130,11 @@ namespace {
     c->lock.unlock();
     return false;
   }
-  chanpark(c, c->recvq, ep, "chan receive", m);
+  chanpark(c, c->recvq, ep, "chan receive", m, gp);
   return true;
 }
 
-using LockedOp = bool (*)(hchan*, void*, bool, M*);
+using LockedOp = bool (*)(hchan*, void*, bool, M*, G*);
 
 // chanop_slow() is chanop past its common case: a caller off Ps, a yield
 // sysmon asked for, or a lock that is not biased to the caller's P.
@@ -141,7 +142,7 @@ template <LockedOp op>
 [[gnu::noinline]] bool chanop_slow(hchan* c, void* ep, bool block) {
   M* m = checkpreempt();
   chanlock(c, m);
-  return op(c, ep, block, m);
+  return op(c, ep, block, m, getgp_parkable(m));
 }
 
 // chanop() runs op with c->lock held, at a safe point (checkpreempt). Its
@@ -160,7 +161,7 @@ template <LockedOp op>
     return chanop_slow<op>(c, ep, block);
   }
   countsafepoint(p);
-  return op(c, ep, block, m);
+  return op(c, ep, block, m, gp);
 }
 
 }  // namespace

@@ -72,15 +72,14 @@ struct WaitQ {
   bool empty() const { return first == nullptr; }
 };
 
-// waiter_init() fills s for the caller, running on m (getm(), or null off a
-// P, as checkpreempt() returns it; callers that have it pass it): its G, or,
-// on a plain thread, note.
-inline void waiter_init(Sudog& s, Note* note, M* m) {
-  s.g = getgp_parkable(m);
-  s.note = s.g == nullptr ? note : nullptr;
-  if (s.g == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
+// waiter_init() fills s for the caller, whose getgp_parkable() is gp (callers
+// that have it pass it): its G, or, on a plain thread, note.
+inline void waiter_init(Sudog& s, Note* note, G* gp) {
+  s.g = gp;
+  s.note = gp == nullptr ? note : nullptr;
+  if (gp == nullptr && note == nullptr) fatal("waiter_init: a plain thread needs a note");
 }
-inline void waiter_init(Sudog& s, Note* note) { waiter_init(s, note, getm()); }
+inline void waiter_init(Sudog& s, Note* note) { waiter_init(s, note, getgp_parkable()); }
 
 // park_waiter() blocks the caller, running on m, until ready_waiter(s).
 // Preconditions: waiter_init(s) ran on m, l is held and s is where a waker
