@@ -150,7 +150,8 @@ struct P {
   std::atomic<std::uint32_t> runqhead{0};
   std::atomic<std::uint32_t> runqtail{0};
   // Rule 1: the only P, so nothing steals from it and the owner takes from
-  // the head with plain accesses. Set before the P first runs, never changed.
+  // the head with plain accesses. sched.procs == 1, copied onto the line every
+  // take reads anyway; set before the P first runs, never changed.
   bool nostealers = false;
   std::atomic<G*> runq[kRunqSize] = {};
   std::atomic<G*> runnext{nullptr};
