@@ -726,21 +726,25 @@ G* malg() {
   }
 }
 
+// nextctx() makes next the goroutine running on m (execute), or, when next
+// is null, leaves m on g0, and returns the context to switch to.
+[[gnu::always_inline]] inline Context& nextctx(M* m, G* next) {
+  if (next == nullptr) {
+    m->curg = nullptr;
+    setg(nullptr);
+    return m->g0;
+  }
+  execute(m, next);
+  return next->ctx;
+}
+
 // gogo() runs next on m in place of gp, or g0 when next is null; gp has left
 // its request (leave). Returns when gp is resumed, possibly on another M.
 // Every goroutine that will resume switches away from this one call site,
 // which gort_ctx_switch's `ret` relies on (context_x86_64.S), and nothing
 // here lives across the switch, so it saves no registers of its own.
 [[gnu::noinline]] void gogo(M* m, G* gp, G* next) {
-  Context* to = &m->g0;
-  if (next != nullptr) {
-    execute(m, next);
-    to = &next->ctx;
-  } else {
-    m->curg = nullptr;
-    setg(nullptr);
-  }
-  switch_context(gp->ctx, *to);
+  switch_context(gp->ctx, nextctx(m, next));
   after_switch();
 }
 
@@ -778,15 +782,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
     gp->preempt.store(false, std::memory_order_relaxed);
     return;
   }
-  if (a == After::exit) {
-    if (next == nullptr) {
-      m->curg = nullptr;
-      setg(nullptr);
-      switch_context_final(gp->ctx, m->g0);
-    }
-    execute(m, next);
-    switch_context_final(gp->ctx, next->ctx);
-  }
+  if (a == After::exit) switch_context_final(gp->ctx, nextctx(m, next));
   gogo(m, gp, next);
 }
 
