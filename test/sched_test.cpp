@@ -156,8 +156,8 @@ TEST_CASE("a runtime Lock wakes the lockers that went to sleep on it") {
 
 TEST_CASE("a Lock biased to one P excludes the takers that revoke the bias") {
   // Each round biases a fresh lock to "P" a (one thread stands for the P's
-  // goroutines), then a keeps taking it while a plain thread (lock) and "P" b
-  // (lock_biased) take it too: the first of them revokes the bias while a is
+  // goroutines), then a keeps taking it while a plain thread (no P: self
+  // nullptr, as chanlock passes it) and "P" b take it too: the first of them revokes the bias while a is
   // most likely inside its plain-store critical section. Two holders at once
   // show as overlaps; a revocation that did not wait for a lets that happen.
   constexpr int kRounds = 500 / kScale, kTakes = 300;
@@ -190,7 +190,7 @@ TEST_CASE("a Lock biased to one P excludes the takers that revoke the bias") {
       }
     });
     std::thread t([&] {
-      for (int i = 0; i < kTakes; i++) take1([&] { l.lock(); });
+      for (int i = 0; i < kTakes; i++) take1([&] { l.lock_biased(nullptr); });
       others--;
     });
     std::thread b([&] {

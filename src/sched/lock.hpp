@@ -41,10 +41,10 @@ namespace gort::rt {
 class Lock {
  public:
   // lock() takes the lock, spinning briefly and then sleeping on the futex.
-  // Revokes a bias (once for the lock's life: the ~11 us of a membarrier).
+  // Precondition: the lock does not allow bias (allow_bias); those are taken
+  // with lock_biased, a plain thread's too (self nullptr).
   void lock() {
     if (!try_lock()) [[unlikely]] lock_slow();
-    if (bias_.load(std::memory_order_relaxed) > kBiasCounting) [[unlikely]] revoke();
   }
   // try_lock_biased() takes the lock for self, the caller's P (nullptr off
   // Ps), without a locked instruction if it is biased to self; false (not
@@ -66,7 +66,8 @@ class Lock {
   }
   // lock_biased() is lock() for self: on a lock that allows bias, without a
   // locked instruction once the lock is biased to self (try_lock_biased), and
-  // it biases the lock after kBiasAfter takes in a row by self.
+  // it biases the lock after kBiasAfter takes in a row by self. Any other
+  // taker revokes a bias (once for the lock's life: the ~11 us of a membarrier).
   void lock_biased(const void* self) {
     if (try_lock_biased(self)) return;
     const auto me = reinterpret_cast<std::uintptr_t>(self);
