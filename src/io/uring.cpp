@@ -196,7 +196,6 @@ class Uring final : public Backend {
       G* gp = op->g;
       Gstatus w = Gstatus::waiting;
       if (gp->status.compare_exchange_strong(w, Gstatus::runnable, std::memory_order_acq_rel)) {
-        gp->waitreason = "";
         runqput(p, gp, false);
         n++;
       }

@@ -122,7 +122,7 @@ enum class chanstate { blocked, done, closed };
 
 // readysudog() wakes the owner of sg, which a channel operation took from a wait
 // queue and completed. Precondition: no channel lock is held.
-inline void readysudog(Sudog* sg) {
+[[gnu::always_inline]] inline void readysudog(Sudog* sg) {
   if (sg->selectdone != nullptr) {
     selectwait* sw = selectwait::of(sg);
     sw->fired = sg;

@@ -32,6 +32,7 @@
 #include "init.hpp"
 #include "sched/panic.hpp"
 #include "sched/proc.hpp"
+#include "sched/ready.hpp"
 #include "io/poll.hpp"
 #include "sched/time.hpp"
 #include "mem/sys.hpp"
@@ -129,14 +130,6 @@ void globrunqputbatch(G* const* g, int n) {
   }
 }
 
-// globrunqput() appends gp to the global run queue, taking sched.lock. Out of
-// line: it is the rare branch of ready and after_switch_slow.
-[[gnu::noinline]] void globrunqput(G* gp) {
-  sched.lock.lock();
-  globrunqputbatch(&gp, 1);
-  sched.lock.unlock();
-}
-
 // globrunqpop() takes the oldest G of the global run queue. Lock held; not empty.
 G* globrunqpop() {
   GChunk* c = sched.runqhead;
@@ -207,8 +200,15 @@ bool runqputslow(P* p, G* gp) {
   return old;
 }
 
-// runqput_slow() is runqput past its fast path: swap a taken runnext, or
-// queue at the ring's tail (half of a full ring goes to the global queue).
+}  // namespace
+
+// Out of line: the rare branches of ready (ready.hpp) and after_switch_slow.
+[[gnu::noinline]] void globrunqput(G* gp) {
+  sched.lock.lock();
+  globrunqputbatch(&gp, 1);
+  sched.lock.unlock();
+}
+
 [[gnu::noinline]] void runqput_slow(P* p, G* gp, bool next) {
   if (next) {
     gp = runnext_exchange(p, gp);
@@ -217,21 +217,6 @@ bool runqputslow(P* p, G* gp) {
   while (!runqputtail(p, gp) && !runqputslow(p, gp)) {
   }
 }
-
-// runqput_inline() queues gp on p; with next, into runnext (it runs next,
-// inheriting the time slice), kicking the old runnext to the tail. Only p's
-// owner calls it. Inlined into ready (every wake-up); runqput for the rest.
-[[gnu::always_inline]] inline void runqput_inline(P* p, G* gp, bool next) {
-  // Stealers only ever empty a full runnext (runqgrab) and only the owner
-  // fills it, so an empty one stays empty until this store.
-  if (next && p->runnext.load(std::memory_order_relaxed) == nullptr) {
-    p->runnext.store(gp, std::memory_order_release);
-    return;
-  }
-  runqput_slow(p, gp, next);
-}
-
-}  // namespace
 
 void runqput(P* p, G* gp, bool next) { runqput_inline(p, gp, next); }
 
@@ -417,7 +402,7 @@ void acquirep(M* m, P* p) {
   p->mcpuclock.store(m->cpuclock, std::memory_order_relaxed);
   // A tick for sysmon: its hog check measures from the last tick it saw, and
   // an idle spell must not count as the last goroutine's running time.
-  p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(p->schedtick);
   p->status.store(Pstatus::running, std::memory_order_relaxed);
 }
 
@@ -588,7 +573,7 @@ void gfput(P* p, G* gp) {
   }
   reset_context(gp->ctx);
   gp->status.store(Gstatus::dead, std::memory_order_relaxed);
-  p->nlive.store(p->nlive.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  owner_add(p->nlive, std::int64_t{-1});
   p->gfree[p->gfreecnt++] = gp;
   if (p->gfreecnt == kGfreeMax) {
     // Keep the kGfreeKeep most recently exited (their lines are in this CPU's
@@ -658,7 +643,7 @@ G* malg() {
   P* p = m->p;
   p->runningg.store(gp, std::memory_order_release);
   p->runninggoid.store(gp->goid, std::memory_order_relaxed);
-  p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(p->schedtick);
   setg(gp);
 }
 
@@ -715,15 +700,13 @@ G* malg() {
 }
 
 // leave() records gp's request a in m (rule 4) and saves gp's exception state.
-// Only a park's requests read unlockf and unlockarg.
+// Only a park reads unlockf, and only the parks read unlockarg.
 [[gnu::always_inline]] inline void leave(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
   std::memcpy(gp->ehstate, m->ehglobals, sizeof gp->ehstate);  // see execute
   m->after = a;
   m->after_g = gp;
-  if (a == After::park || a == After::parkunlock) {
-    m->unlockf = unlockf;
-    m->unlockarg = arg;
-  }
+  if (a == After::park) m->unlockf = unlockf;
+  if (a == After::park || a == After::parkunlock) m->unlockarg = arg;
 }
 
 // nextctx() makes next the goroutine running on m (execute), or, when next
@@ -778,7 +761,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
     // A yield with nothing else to run: carry on, as Go's Gosched would after a
     // round trip through the scheduler. It still counts as a scheduling point.
     m->after = After::none;
-    p->schedtick.store(p->schedtick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    owner_add(p->schedtick);
     gp->preempt.store(false, std::memory_order_relaxed);
     return;
   }
@@ -1083,23 +1066,6 @@ void wakep_slow() {
 
 namespace {
 
-// ready() queues a runnable gp to run next on the caller's P, or globally from
-// a thread without one, and wakes an idle P if there is one.
-// Inlined into goready, with the queueing: they are part of every hand-off.
-[[gnu::always_inline]] inline void ready(G* gp) {
-  M* m = getm();
-  if (m != nullptr && m->p != nullptr) {
-    runqput_inline(m->p, gp, true);
-  } else {
-    globrunqput(gp);
-  }
-  wakep();
-}
-
-}  // namespace
-
-namespace {
-
 // park() is gopark and goparkunlock for gp, running on m: a = park runs
 // unlockf(gp, arg) once gp is off its stack, a = parkunlock releases the Lock
 // arg (inline in after_switch).
@@ -1108,7 +1074,7 @@ namespace {
   gp->waitreason = reason;
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
   P* p = m->p;
-  p->npark.store(p->npark.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(p->npark);
   switch_away_fast(m, gp, a, unlockf, arg);
 }
 
@@ -1123,16 +1089,7 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
 
 void goparkunlock(M* m, G* gp, Lock* l, const char* reason) { park(m, gp, After::parkunlock, nullptr, l, reason); }
 
-void goready(G* gp) {
-  // Every caller owns the wake-up it delivers (it dequeued the waiter under the
-  // lock the goroutine parked with, or won a selectdone or wake-word CAS), so
-  // this is a check and a store, not a CAS: a locked instruction costs ~5 ns
-  // here, ~4% of a channel round trip.
-  if (gp->status.load(std::memory_order_acquire) != Gstatus::waiting) fatal("goready: goroutine not waiting");
-  gp->status.store(Gstatus::runnable, std::memory_order_release);
-  gp->waitreason = "";
-  ready(gp);
-}
+void goready(G* gp) { goready_inline(gp); }
 
 void gosched() {
   M* m = getm();
@@ -1205,8 +1162,8 @@ bool newproc_queue(G* gp) {
     ready(gp);
     return false;
   }
-  p->nspawn.store(p->nspawn.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  p->nlive.store(p->nlive.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(p->nspawn);
+  owner_add(p->nlive);
   const bool full = runqroom(p) == 0;  // before: runqput may move half of it away
   // The new goroutine runs next (runnext), as Go's `go` statement, unless
   // runnext is taken: then it queues at the tail instead of kicking the other
@@ -1238,7 +1195,7 @@ void entersyscall() {
   checkpreempt();
   P* p = m->p;
   gp->status.store(Gstatus::syscall, std::memory_order_relaxed);
-  p->syscalltick.store(p->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(p->syscalltick);
   m->oldp = p;
   m->p = nullptr;
   p->m = nullptr;

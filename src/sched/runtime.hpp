@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "arch/context.hpp"
+#include "base/counter.hpp"
 #include "gort/go.hpp"
 #include "sched/lock.hpp"
 #include "stack/stack.hpp"
@@ -77,7 +78,9 @@ struct G : StackOwner {
   alignas(16) unsigned char fnbuf[kGoFnInline];
   // Waiting.
   Sudog* waiting = nullptr;     // waiter records of a blocked chan op / select
-  const char* waitreason = "";  // why it waits, for dumps
+  // Why it waits, for dumps. Every park sets it; it is read only while the
+  // status is waiting, so a wake-up leaves it stale instead of clearing it.
+  const char* waitreason = "";
   std::int64_t waitsince = 0;   // nanotime() when it parked
   std::atomic<std::uint32_t> selectdone{0};
   Timer* sleeptimer = nullptr;  // reused by sleep and timeouts
@@ -322,7 +325,7 @@ void gosched();
 // countsafepoint() counts a runtime call on p for sysmon: it reports a
 // goroutine only if it reaches none for hog_ms.
 inline void countsafepoint(P* p) {
-  p->safepoints.store(p->safepoints.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(p->safepoints);
 }
 // safepoint() counts a runtime call of the calling goroutine. Returns its M,
 // or nullptr off goroutines (or inside gort::syscall).

@@ -93,7 +93,7 @@ int selectgo(scase* cas, std::uint16_t* order0, std::size_t ncases, bool block, 
   const std::int64_t deadline = timeout_ns > 0 ? nanotime() + timeout_ns : 0;
   selectwait sw;
   Note note;  // a plain thread sleeps on it
-  Sudog self;
+  Sudog self{};
   waiter_init(self, &note);
   self.selectdone = &sw.done;
   std::array<Sudog, kSelectInline> inline_sgs;

@@ -118,7 +118,7 @@ SemaBucket& semroot(const void* addr) {
 // plain thread.
 struct Waiter {
   Note note;
-  Sudog s;
+  Sudog s{};
 
   Waiter(const void* addr, std::uint64_t ticket) {
     waiter_init(s, &note);

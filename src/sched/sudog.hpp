@@ -12,10 +12,14 @@
 
 #include "base/print.hpp"
 #include "sched/lock.hpp"
+#include "sched/ready.hpp"
 #include "sched/runtime.hpp"
 
 namespace gort::rt {
 
+// caseindex and ticket have no default member initializer: a channel's waiter
+// (chanpark) never reads them and does not pay to clear them on every park.
+// select and sema, which use them, value-initialize their records (Sudog s{}).
 struct Sudog {
   G* g = nullptr;       // the waiting goroutine, or nullptr for a plain thread
   Note* note = nullptr;  // a plain thread sleeps on it (shared by a select's records)
@@ -27,9 +31,9 @@ struct Sudog {
   // select: the first case to fire CASes *selectdone 0 -> 1 and wins; the rest
   // of its records are dequeued by the selecting goroutine when it wakes.
   std::atomic<std::uint32_t>* selectdone = nullptr;
-  int caseindex = -1;   // select: which case this record belongs to
+  int caseindex;         // select: which case this record belongs to
   bool success = false;  // channels: woken by a value (true) or by close (false)
-  std::uint64_t ticket = 0;  // semaphores: handoff/FIFO bookkeeping
+  std::uint64_t ticket;  // semaphores: handoff/FIFO bookkeeping
 };
 
 // WaitQ is a FIFO of waiters, guarded by the owner's Lock. Inline, as are the
@@ -50,7 +54,12 @@ struct WaitQ {
   // records, only one whose select has not fired yet (and it marks it fired).
   Sudog* dequeue() {
     while (Sudog* s = first) {
-      remove(s);
+      // remove(s) for the head, whose prev is null: every channel hand-off
+      // passes here.
+      first = s->next;
+      if (first != nullptr) first->prev = nullptr;
+      else last = nullptr;
+      s->next = nullptr;
       if (s->selectdone != nullptr) {
         std::uint32_t z = 0;
         // Another case of that select already fired: skip the stale record.
@@ -103,9 +112,10 @@ bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadl
 
 // ready_waiter() wakes the waiter of s. Precondition: s has been taken off every
 // queue; s must not be touched afterwards (its owner may return at once).
-inline void ready_waiter(Sudog& s) {
+// Inline, with goready: it ends every hand-off to a waiter.
+[[gnu::always_inline]] inline void ready_waiter(Sudog& s) {
   if (s.g != nullptr) {
-    goready(s.g);
+    goready_inline(s.g);
     return;
   }
   s.note->wakeup();

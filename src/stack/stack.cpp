@@ -13,6 +13,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "base/counter.hpp"
 #include "base/log.hpp"
 #include "base/print.hpp"
 #include "mem/sys.hpp"
@@ -98,7 +99,7 @@ Stack stackalloc_cache(std::uint32_t dbg) {
     lo = c->stk[--n];
     c->n.store(n, std::memory_order_relaxed);
   }
-  c->inuse.store(c->inuse.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(c->inuse);
   return make_stack(lo - geom.guard, geom.guard, geom.size, StackOrigin::cache);
 }
 
@@ -123,7 +124,7 @@ void stackfree_cache(const Stack& s, std::uint32_t dbg) {
     c->stk[n++] = s.lo;
     c->n.store(n, std::memory_order_relaxed);
   }
-  c->inuse.store(c->inuse.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  owner_add(c->inuse, std::int64_t{-1});
 }
 
 Stack stackalloc_malloced(std::size_t n) {

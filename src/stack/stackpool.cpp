@@ -26,6 +26,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/counter.hpp"
 #include "base/log.hpp"
 #include "base/print.hpp"
 #include "mem/sys.hpp"
@@ -184,7 +185,7 @@ void stacktrim(StackCache* c, std::uintptr_t lo, bool always) {
   if (geom.keep != 0 && !always && *canary == want) return;
   SysUnused(reinterpret_cast<void*>(lo), kept - lo);
   if (geom.keep != 0) *canary = want;
-  c->trims.store(c->trims.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  owner_add(c->trims);
   if (stackdebug_level() >= 2) log()->trace("stacktrim: released [{:#x}, {:#x})", lo, kept);
 }
 

@@ -1,0 +1,57 @@
+// Making a goroutine runnable: goready's body, inline.
+//
+// Every hand-off to a waiter (a channel's, a semaphore's) ends in a wake-up,
+// so ready_waiter (sudog.hpp) inlines it, as the scheduler does: the call,
+// its frame and a second getm() were 10 of a 1-P channel round trip's ~600
+// instructions. The rare branches (a full runnext, a caller without a P, an
+// idle P to wake) stay out of line.
+#pragma once
+
+#include "base/print.hpp"
+#include "sched/runtime.hpp"
+
+namespace gort::rt {
+
+// globrunqput() appends gp to the global run queue, taking sched.lock.
+void globrunqput(G* gp);
+// runqput_slow() is runqput past its fast path: swap a taken runnext, or
+// queue at the ring's tail (half of a full ring goes to the global queue).
+void runqput_slow(P* p, G* gp, bool next);
+
+// runqput_inline() queues gp on p; with next, into runnext (it runs next,
+// inheriting the time slice), kicking the old runnext to the tail. Only p's
+// owner calls it (runtime.hpp rule 1).
+[[gnu::always_inline]] inline void runqput_inline(P* p, G* gp, bool next) {
+  // Stealers only ever empty a full runnext (runqgrab) and only the owner
+  // fills it, so an empty one stays empty until this store.
+  if (next && p->runnext.load(std::memory_order_relaxed) == nullptr) {
+    p->runnext.store(gp, std::memory_order_release);
+    return;
+  }
+  runqput_slow(p, gp, next);
+}
+
+// ready() queues a runnable gp to run next on the caller's P, or globally from
+// a thread without one, and wakes an idle P if there is one.
+[[gnu::always_inline]] inline void ready(G* gp) {
+  M* m = getm();
+  if (m != nullptr && m->p != nullptr) {
+    runqput_inline(m->p, gp, true);
+  } else {
+    globrunqput(gp);
+  }
+  wakep();
+}
+
+// goready_inline() is goready (runtime.hpp) for the paths that inline it.
+[[gnu::always_inline]] inline void goready_inline(G* gp) {
+  // Every caller owns the wake-up it delivers (it dequeued the waiter under the
+  // lock the goroutine parked with, or won a selectdone or wake-word CAS), so
+  // this is a check and a store, not a CAS: a locked instruction costs ~5 ns
+  // here, ~4% of a channel round trip.
+  if (gp->status.load(std::memory_order_acquire) != Gstatus::waiting) fatal("goready: goroutine not waiting");
+  gp->status.store(Gstatus::runnable, std::memory_order_release);
+  ready(gp);
+}
+
+}  // namespace gort::rt
