@@ -225,8 +225,12 @@ namespace {
 // runqget() takes the next G of p: runnext first. Only p's owner calls it.
 // Inlined: it is half of every switch.
 [[gnu::always_inline]] inline G* runqget(P* p) {
-  if (p->runnext.load(std::memory_order_relaxed) != nullptr) {
-    if (G* next = runnext_exchange(p, nullptr)) return next;
+  if (G* next = p->runnext.load(std::memory_order_relaxed)) {
+    if (p->nostealers) {  // rule 1: a lone P empties it with a store
+      p->runnext.store(nullptr, std::memory_order_relaxed);
+      return next;
+    }
+    if ((next = runnext_exchange(p, nullptr)) != nullptr) return next;
   }
   for (;;) {
     std::uint32_t h = p->runqhead.load(std::memory_order_acquire);
@@ -770,12 +774,13 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
 }
 
 // switch_away_fast() is switch_away for a yield or a park (a, a constant once
-// inlined) by gp, running on m, in the common case: no tick due, no I/O due,
-// and a goroutine in the P's own queue. Inlined into gosched and the parks, it
-// spares them a frame of callee-saved registers and the tests of a; the rest
-// goes the slow way.
-[[gnu::always_inline]] inline void switch_away_fast(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg) {
-  P* p = m->p;
+// inlined) by gp, running on m with P p, in the common case: no tick due, no
+// I/O due, and a goroutine in the P's own queue. Inlined into gosched and the
+// parks, it spares them a frame of callee-saved registers and the tests of a;
+// the rest goes the slow way. p is passed in: after a counter's update
+// (owner_add) the compiler would load m->p again.
+[[gnu::always_inline]] inline void switch_away_fast(M* m, P* p, G* gp, After a, bool (*unlockf)(G*, void*),
+                                                    void* arg) {
   G* next;
   if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
       (next = runqget(p)) == nullptr) [[unlikely]] {
@@ -1075,7 +1080,7 @@ namespace {
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
   P* p = m->p;
   owner_add(p->npark);
-  switch_away_fast(m, gp, a, unlockf, arg);
+  switch_away_fast(m, p, gp, a, unlockf, arg);
 }
 
 }  // namespace
@@ -1098,7 +1103,7 @@ void gosched() {
     sched_yield();
     return;
   }
-  switch_away_fast(m, gp, After::ready, nullptr, nullptr);
+  switch_away_fast(m, m->p, gp, After::ready, nullptr, nullptr);
 }
 
 
