@@ -773,21 +773,24 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
   gogo(m, gp, next);
 }
 
-// switch_away_fast() is switch_away for a yield or a park (a, a constant once
-// inlined) by gp, running on m with P p, in the common case: no tick due, no
-// I/O due, and a goroutine in the P's own queue. Inlined into gosched and the
-// parks, it spares them a frame of callee-saved registers and the tests of a;
-// the rest goes the slow way. p is passed in: after a counter's update
-// (owner_add) the compiler would load m->p again.
+// switch_away_fast() is switch_away for a yield, a park or an exit (a, a
+// constant once inlined) by gp, running on m with P p, in the common case: no
+// tick due, no I/O due, a goroutine in the P's own queue, and for an exit a
+// stack the P keeps (the others are freed on g0). Inlined into gosched, the
+// parks and goentry, it spares them a frame of callee-saved registers and the
+// tests of a; the rest goes the slow way. p is passed in: after a counter's
+// update (owner_add) the compiler would load m->p again.
 [[gnu::always_inline]] inline void switch_away_fast(M* m, P* p, G* gp, After a, bool (*unlockf)(G*, void*),
                                                     void* arg) {
   G* next;
-  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
+  if ((a == After::exit && gp->stack.size() != stack_default_size()) ||
+      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
       (next = runqget(p)) == nullptr) [[unlikely]] {
     switch_away(gp, a, unlockf, arg);
     return;
   }
   leave(m, gp, a, unlockf, arg);
+  if (a == After::exit) switch_context_final(gp->ctx, nextctx(m, next));
   gogo(m, gp, next);
 }
 
@@ -996,7 +999,8 @@ void goentry(void* arg) {
   gp->fn->destroy(gp->fnp);
   gp->fn = nullptr;
   gls_destroy(gp->gls);
-  switch_away(gp, After::exit);
+  M* m = getm();
+  switch_away_fast(m, m->p, gp, After::exit, nullptr, nullptr);
   fatal("goentry: exited goroutine resumed");
 }
 
@@ -1169,12 +1173,19 @@ bool newproc_queue(G* gp) {
   }
   owner_add(p->nspawn);
   owner_add(p->nlive);
-  const bool full = runqroom(p) == 0;  // before: runqput may move half of it away
   // The new goroutine runs next (runnext), as Go's `go` statement, unless
   // runnext is taken: then it queues at the tail instead of kicking the other
   // out. A burst of spawns starts in spawn order, and does not swap runnext
-  // and move the previous spawn to the tail once per spawn.
-  runqput(p, gp, p->runnext.load(std::memory_order_relaxed) == nullptr);
+  // and move the previous spawn to the tail once per spawn. full: the ring
+  // was full before this spawn (runqput_slow then moves half of it away).
+  bool full;
+  if (p->runnext.load(std::memory_order_relaxed) == nullptr) {
+    full = runqroom(p) == 0;
+    runqput_inline(p, gp, true);
+  } else {
+    full = !runqputtail(p, gp);
+    if (full) runqput_slow(p, gp, false);
+  }
   wakep();
   return full;
 }
