@@ -6,6 +6,7 @@
 #include <atomic>
 #include <list>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 #include "child.hpp"
 #include "gort/gort.hpp"
 #include "sched/chan_impl.hpp"
+#include "sched/proc.hpp"
 #include "sched/runtime.hpp"
 
 using namespace std::chrono_literals;
@@ -105,6 +107,24 @@ TEST_CASE("an idle P takes the goroutine waiting in runnext behind one that runs
     (void)done.recv();  // parks goroutine 1, so its P goes looking for work
   });
   CHECK((!tested || ran.load()));
+}
+
+TEST_CASE("runnext is stolen only from a P that neither scheduled nor queued more while the stealer watched") {
+  // A P built here, not running: nothing schedules on it or fills its ring
+  // unless the test does. Stealing needs membarrier (rule 1 of runtime.hpp).
+  if (!gort::rt::lock_init()) return;
+  auto p = std::make_unique<gort::rt::P>();
+  gort::rt::G first, second;
+  p->runnext.store(&first);
+  // A spawner's burst: the first goroutine in runnext, the next in the ring.
+  p->runq[0].store(&second);
+  p->runqtail.store(1);
+  CHECK(gort::rt::runnext_steal(p.get()) == nullptr);
+  CHECK(p->runnext.load() == &first);
+  // The ring stolen (empty again) and still no scheduling: runnext goes.
+  p->runqhead.store(1);
+  CHECK(gort::rt::runnext_steal(p.get()) == &first);
+  CHECK(p->runnext.load() == nullptr);
 }
 
 TEST_CASE("a ping-pong pair whose sender stalls its P while the receiver waits in runnext: every value arrives once") {
