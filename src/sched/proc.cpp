@@ -744,6 +744,13 @@ G* malg() {
   after_switch();
 }
 
+// gonext() runs next (or g0) on m in place of gp, which has left request a:
+// for good if gp exits, else until gp is resumed (gogo).
+[[gnu::always_inline]] inline void gonext(M* m, G* gp, After a, G* next) {
+  if (a == After::exit) switch_context_final(gp->ctx, nextctx(m, next));
+  gogo(m, gp, next);
+}
+
 // switch_away() leaves the running goroutine gp with request a (rule 4) and
 // runs the next goroutine of this P, or g0 when there is none or the request
 // needs g0. Returns when gp is resumed, possibly on another M.
@@ -778,8 +785,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
     gp->preempt.store(false, std::memory_order_relaxed);
     return;
   }
-  if (a == After::exit) switch_context_final(gp->ctx, nextctx(m, next));
-  gogo(m, gp, next);
+  gonext(m, gp, a, next);
 }
 
 // switch_away_fast() is switch_away for a yield, a park or an exit (a, a
@@ -799,8 +805,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
     return;
   }
   leave(m, gp, a, unlockf, arg);
-  if (a == After::exit) switch_context_final(gp->ctx, nextctx(m, next));
-  gogo(m, gp, next);
+  gonext(m, gp, a, next);
 }
 
 // stealwork() tries every other P in random order: their expired timers, then
