@@ -125,6 +125,60 @@ TEST_CASE("runnext is stolen only from a P that neither scheduled nor queued mor
   p->runqhead.store(1);
   CHECK(gort::rt::runnext_steal(p.get()) == &first);
   CHECK(p->runnext.load() == nullptr);
+  CHECK(!p->nextnowake.load());  // nothing scheduled: no mark (ready.hpp)
+}
+
+TEST_CASE("a stealer that watched a P schedule marks it (P::nextnowake)") {
+  if (!gort::rt::lock_init()) return;
+  auto p = std::make_unique<gort::rt::P>();
+  gort::rt::G first;
+  p->runnext.store(&first);
+  // The owner schedules all the time. A watch during which it did not run (the
+  // two threads sharing a CPU, ctest -j) steals instead, and the test puts
+  // the goroutine back and watches again.
+  std::atomic<bool> stop{false};
+  std::thread owner([&] {
+    while (!stop.load()) p->schedtick.fetch_add(1);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!p->nextnowake.load() && std::chrono::steady_clock::now() < deadline) {
+    if (gort::rt::G* got = gort::rt::runnext_steal(p.get())) p->runnext.store(got);
+  }
+  stop.store(true);
+  owner.join();
+  CHECK(p->nextnowake.load());
+  CHECK(p->runnext.load() == &first);
+}
+
+TEST_CASE("a goroutine readied into a marked P's runnext runs on another P while its readier computes") {
+  // The send below readies B into this P's runnext, marked (P::nextnowake), so
+  // it wakes nobody, and this goroutine then loops without a runtime call
+  // until B has run: only sysmon's next look (it clears the mark and wakes an
+  // idle P, which steals B) can run it before the loop gives up.
+  std::atomic<bool> ran{false};
+  bool tested = false, ran_meanwhile = false;
+  gort::main([&] {
+    if (gort::rt::sched.procs < 2 || !gort::rt::lock_init()) return;
+    tested = true;
+    gort::Chan<int> c(0);
+    gort::go([&ran, c]() mutable {
+      (void)c.recv();
+      ran.store(true);
+    });
+    // B parked, and the other Ps asleep rather than spinning (a spinner would
+    // take B after 3 us, whatever the mark).
+    wait_until([&] {
+      const gort::Stats st = gort::stats();
+      return st.waiting == 1 && st.idle_ps == st.ps - 1;
+    });
+    gort::rt::getm()->p->nextnowake.store(true);
+    c.send(1);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!ran.load() && std::chrono::steady_clock::now() < deadline) {
+    }
+    ran_meanwhile = ran.load();  // (B runs here anyway once this goroutine ends)
+  });
+  CHECK((!tested || ran_meanwhile));
 }
 
 TEST_CASE("a ping-pong pair whose sender stalls its P while the receiver waits in runnext: every value arrives once") {
@@ -140,6 +194,9 @@ TEST_CASE("a ping-pong pair whose sender stalls its P while the receiver waits i
       for (int i = 0; i < kRounds; i++) pong.send(*ping.recv() + 1);
     });
     for (int i = 0; i < kRounds; i++) {
+      // Unmarked (P::nextnowake), so the send wakes the idle P, which comes to
+      // watch the stall below instead of sleeping until sysmon's next look.
+      if (i % 4 == 0) gort::rt::getm()->p->nextnowake.store(false);
       ping.send(i);
       if (i % 4 == 0) {
         const auto until = std::chrono::steady_clock::now() + 20us;
@@ -182,7 +239,7 @@ TEST_CASE("a Lock biased to one P excludes the takers that revoke the bias") {
   // show as overlaps; a revocation that did not wait for a lets that happen.
   constexpr int kRounds = 500 / kScale, kTakes = 300;
   int pa = 0, pb = 0;  // stand-ins for two Ps: only their addresses matter
-  int overlaps = 0, unbiased = 0, stillbiased = 0;
+  int overlaps = 0, unbiased = 0, unrevoked = 0;
   for (int r = 0; r < kRounds; r++) {
     gort::rt::Lock l;
     l.allow_bias();
@@ -220,12 +277,38 @@ TEST_CASE("a Lock biased to one P excludes the takers that revoke the bias") {
     a.join();
     t.join();
     b.join();
-    if (l.biased()) stillbiased++;
+    if (l.revocations() == 0) unrevoked++;
     if (counter != (ataken + 2L * kTakes) * 20) overlaps++;
   }
   CHECK(unbiased == (gort::rt::lock_init() ? 0 : kRounds));  // kTakes in a row by one P bias it
-  CHECK(overlaps == 0);     // never two holders
-  CHECK(stillbiased == 0);  // revoked for good
+  CHECK(overlaps == 0);                                       // never two holders
+  CHECK(unrevoked == (gort::rt::lock_init() ? 0 : kRounds));  // the other takers revoked it
+}
+
+TEST_CASE("a Lock whose bias was revoked is biased again after a run 8 times longer each time") {
+  if (!gort::rt::lock_init()) return;
+  int pa = 0, pb = 0;  // stand-ins for two Ps
+  gort::rt::Lock l;
+  l.allow_bias();
+  auto takes = [&](int* self, int n) {
+    for (int i = 0; i < n; i++) {
+      l.lock_biased(self);
+      l.unlock();
+    }
+  };
+  takes(&pa, 64);
+  CHECK(l.biased());
+  int run = 64;
+  for (int r = 1; r <= gort::rt::Lock::kMaxRevocations + 1; r++) {
+    takes(&pb, 1);  // revokes a's bias
+    CHECK(!l.biased());
+    CHECK(l.revocations() == std::min(r, gort::rt::Lock::kMaxRevocations));
+    if (r <= gort::rt::Lock::kMaxRevocations) run *= 8;
+    takes(&pa, run - 1);
+    CHECK(!l.biased());  // one take short
+    takes(&pa, 1);
+    CHECK(l.biased());
+  }
 }
 
 TEST_CASE("without membarrier as under a seccomp profile refusing it locks and runnext still work and the log says so") {

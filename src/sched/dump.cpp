@@ -70,6 +70,7 @@ void sigquit_handler(int) {
 }
 
 void sigquit_loop() {
+  pthread_setname_np(pthread_self(), "gort-sigquit");
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // signals are for the other threads

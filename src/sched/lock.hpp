@@ -23,12 +23,16 @@
 // that P's goroutines then take and release it with plain loads and stores
 // (busy_, inside a window as runnext's, runtime.hpp rule 1), saving the CAS
 // on each of a channel round trip's four acquisitions. Every other taker uses
-// the CAS on key_ and, holding it, revokes the bias for good: it clears bias_,
-// runs membarrier, and waits for busy_ to fall. After the barrier the owner
-// either saw the bias gone (and uses the CAS as well), or its busy_ store is
-// visible and the revoker waits for its critical section to end. Only the
-// P's goroutines run in the owner's window, one at a time, so there is never
-// more than one owner-side taker. Without membarrier no lock is biased.
+// the CAS on key_ and, holding it, revokes the bias: it clears bias_, runs
+// membarrier, and waits for busy_ to fall. After the barrier the owner either
+// saw the bias gone (and uses the CAS as well), or its busy_ store is visible
+// and the revoker waits for its critical section to end. Only the P's
+// goroutines run in the owner's window, one at a time, so there is never more
+// than one owner-side taker. A revoked lock counts again, but needs runs 8x
+// longer after each revocation (lock.cpp) before it is biased again: a pair
+// that a steal moved to another P gets its bias back there, and a lock that
+// keeps changing hands stops paying for revocations. Without membarrier no
+// lock is biased.
 //
 // Note is Go's note: a one-shot event an M (or a plain thread) sleeps on.
 #pragma once
@@ -66,8 +70,8 @@ class Lock {
   }
   // lock_biased() is lock() for self: on a lock that allows bias, without a
   // locked instruction once the lock is biased to self (try_lock_biased), and
-  // it biases the lock after kBiasAfter takes in a row by self. Any other
-  // taker revokes a bias (once for the lock's life: the ~11 us of a membarrier).
+  // it biases the lock after enough takes in a row by self (countbias). Any
+  // other taker revokes a bias (the ~11 us of a membarrier).
   void lock_biased(const void* self) {
     if (try_lock_biased(self)) return;
     const auto me = reinterpret_cast<std::uintptr_t>(self);
@@ -92,6 +96,9 @@ class Lock {
   void allow_bias() { bias_.store(kBiasCounting, std::memory_order_relaxed); }
   // biased() is true while the lock is biased to a P (tests).
   bool biased() const { return bias_.load(std::memory_order_relaxed) > kBiasCounting; }
+  // revocations() is how many times a bias was revoked, up to kMaxRevocations (tests).
+  int revocations() const { return nrevoke_; }
+  static constexpr int kMaxRevocations = 4;
 
  private:
   static constexpr int kSleeperSlots = 1024;
@@ -103,8 +110,8 @@ class Lock {
   }
   static_assert(kSleeperSlots == 1 << 10);
   static std::atomic<std::uint32_t> sleeper_slots[kSleeperSlots];
-  // bias_: kBiasOff (the default, and for good after a revocation),
-  // kBiasCounting (allowed, counting takes), or the P it is biased to.
+  // bias_: kBiasOff (the default: not allowed), kBiasCounting (allowed,
+  // counting takes; again after a revocation), or the P it is biased to.
   static constexpr std::uintptr_t kBiasOff = 0, kBiasCounting = 1;
 
   bool try_lock() {
@@ -124,6 +131,7 @@ class Lock {
   std::atomic<std::uint32_t> key_{0};   // 0 free, 1 locked (the CAS side)
   std::atomic<std::uint32_t> busy_{0};  // the owner P's side: taking or held
   bool heldbusy_ = false;               // held through busy_ (written by the holder)
+  std::uint8_t nrevoke_ = 0;            // revocations so far, capped (key_ held)
   std::uint32_t nsame_ = 0;             // takes in a row by lastp_ (key_ held)
   std::atomic<std::uintptr_t> bias_{kBiasOff};
   std::uintptr_t lastp_ = 0;

@@ -264,10 +264,12 @@ G* runnext_steal(P* p) {
   const std::uint32_t tick = p->schedtick.load(std::memory_order_relaxed);
   const std::int64_t until = nanotime() + kRunnextGraceNs;
   while (nanotime() < until) __builtin_ia32_pause();
-  if (p->schedtick.load(std::memory_order_relaxed) != tick ||
-      p->runqtail.load(std::memory_order_relaxed) != p->runqhead.load(std::memory_order_relaxed)) {
+  if (p->schedtick.load(std::memory_order_relaxed) != tick) {
+    // p serves its runnext itself: its next lone runnext need not wake us (ready).
+    if (!p->nextnowake.load(std::memory_order_relaxed)) p->nextnowake.store(true, std::memory_order_relaxed);
     return nullptr;
   }
+  if (p->runqtail.load(std::memory_order_relaxed) != p->runqhead.load(std::memory_order_relaxed)) return nullptr;
   p->nextstealers.fetch_add(1, std::memory_order_seq_cst);
   // After the barrier the owner either sees us (and swaps with a locked
   // instruction) or its window is visible here and we wait for it to close.
@@ -432,6 +434,10 @@ P* releasep(M* m) {
 
 void mstart(M* m) {
   gort_tls_m = m;
+  // Named for top -H, perf, gdb and /proc: gort-m0, gort-m1... in creation order.
+  char name[16];
+  std::snprintf(name, sizeof name, "gort-m%d", m->id);
+  pthread_setname_np(pthread_self(), name);
   m->ehglobals = abi::__cxa_get_globals();
   if (pthread_getcpuclockid(pthread_self(), &m->cpuclock) != 0) m->cpuclock = 0;
   init_thread_context(m->g0);

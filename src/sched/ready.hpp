@@ -20,23 +20,40 @@ void runqput_slow(P* p, G* gp, bool next);
 
 // runqput_inline() queues gp on p; with next, into runnext (it runs next,
 // inheriting the time slice), kicking the old runnext to the tail. Only p's
-// owner calls it (runtime.hpp rule 1).
-[[gnu::always_inline]] inline void runqput_inline(P* p, G* gp, bool next) {
+// owner calls it (runtime.hpp rule 1). True if gp went into an empty runnext,
+// so that p has no more work queued than before plus gp, for the next turn.
+[[gnu::always_inline]] inline bool runqput_inline(P* p, G* gp, bool next) {
   // Stealers only ever empty a full runnext (runqgrab) and only the owner
   // fills it, so an empty one stays empty until this store.
   if (next && p->runnext.load(std::memory_order_relaxed) == nullptr) {
     p->runnext.store(gp, std::memory_order_release);
-    return;
+    return true;
   }
   runqput_slow(p, gp, next);
+  return false;
 }
 
 // ready() queues a runnable gp to run next on the caller's P, or globally from
-// a thread without one, and wakes an idle P if there is one.
+// a thread without one, and wakes an idle P if there is one, unless gp waits
+// alone in the runnext of a P seen serving its runnext itself (nextnowake).
+//
+// Go wakes one on every ready. A ping-pong pair (a request and its reply, a
+// mutex handed back and forth) then wakes the idle P's M over and over for a
+// goroutine its own P runs ~20 ns later: the M spins, finds the runnext gone
+// each time, parks, and the next ready wakes it again. On 2 Ps that cost the
+// pair a futex wake per spell, the spinning (which slows the pair's vCPU: the
+// two share a physical core here), and a runnext steal, with a membarrier and
+// a channel bias revoked, whenever the pair's vCPU stalled for 3 us: a round
+// trip read 75-93 ns on 2 Ps against 48 on 1. A stealer that watched a P
+// schedule before it could take its runnext (runnext_steal) marks the P, and
+// until sysmon's next look clears the mark a lone runnext wakes nobody: if the
+// readier then computes instead of parking, sysmon wakes an idle P for it, one
+// look (<= 10 ms) late; Go's stealer would come after ~80 us.
 [[gnu::always_inline]] inline void ready(G* gp) {
   M* m = getm();
   if (m != nullptr && m->p != nullptr) {
-    runqput_inline(m->p, gp, true);
+    P* p = m->p;
+    if (runqput_inline(p, gp, true) && p->nextnowake.load(std::memory_order_relaxed)) return;
   } else {
     globrunqput(gp);
   }

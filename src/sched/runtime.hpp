@@ -160,6 +160,10 @@ struct P {
   std::atomic<G*> runnext{nullptr};
   std::atomic<std::uint32_t> nextowner{0};     // rule 1: the owner is swapping runnext
   std::atomic<std::uint32_t> nextstealers{0};  // rule 1: Ms about to steal runnext
+  // A stealer saw this P run its runnext itself (runnext_steal): a goroutine
+  // readied into an empty runnext here wakes no idle P (ready) until sysmon
+  // clears the flag at its next look. Written by stealers and sysmon, rarely.
+  std::atomic<bool> nextnowake{false};
   // findrunnable's spin before sleeping, ns: adapts between kMinSpinNs and
   // sched.spin_ns (proc.cpp). Owner only.
   std::int64_t spinbudget = 0;

@@ -2,6 +2,7 @@
 // goroutines blocked in gort::syscall and flags goroutines that hog their P.
 #include "sched/sysmon.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <thread>
@@ -67,6 +68,14 @@ bool ranoncpu(P* p, std::int64_t now) {
 bool retake(std::int64_t now) {
   bool acted = false;
   for (P* p : sched.allp) {
+    // A mark's life is one look (ready.hpp): after it, a lone runnext wakes an
+    // idle P again, and one that has waited since the mark gets one now. Not
+    // counted as acting: a ping-pong pair sets the mark again at once, and
+    // sysmon must not look every 20 us for it.
+    if (p->nextnowake.load(std::memory_order_relaxed)) {
+      p->nextnowake.store(false, std::memory_order_relaxed);
+      if (p->runnext.load(std::memory_order_acquire) != nullptr) wakep();
+    }
     const Pstatus s = p->status.load(std::memory_order_acquire);
     if (s == Pstatus::syscall) {
       const std::uint32_t t = p->syscalltick.load(std::memory_order_relaxed);
@@ -122,6 +131,7 @@ bool kickidle(std::int64_t now) {
 }
 
 void sysmon() {
+  pthread_setname_np(pthread_self(), "gort-sysmon");
   std::int64_t delay = kMinDelayUs;
   int idle = 0;
   for (;;) {
