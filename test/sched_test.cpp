@@ -1,13 +1,17 @@
 // The scheduler: spawning, yielding, sleeping, syscalls, stealing, stacks.
 #include <doctest/doctest.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <list>
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -126,6 +130,24 @@ TEST_CASE("runnext is stolen only from a P that neither scheduled nor queued mor
   CHECK(gort::rt::runnext_steal(p.get()) == &first);
   CHECK(p->runnext.load() == nullptr);
   CHECK(!p->nextnowake.load());  // nothing scheduled: no mark (ready.hpp)
+}
+
+TEST_CASE("goroutines run on threads named gort-m<N>, beside gort-sysmon") {
+  std::string name;
+  gort::main([&] {
+    char buf[16] = {};
+    pthread_getname_np(pthread_self(), buf, sizeof buf);
+    name = buf;
+  });
+  CHECK(name.rfind("gort-m", 0) == 0);
+  bool sysmon = false;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(t.path() / "comm");
+    std::string c;
+    std::getline(comm, c);
+    sysmon = sysmon || c == "gort-sysmon";
+  }
+  CHECK(sysmon);
 }
 
 TEST_CASE("a stealer that watched a P schedule marks it (P::nextnowake)") {
