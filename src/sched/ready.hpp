@@ -48,7 +48,7 @@ void runqput_slow(P* p, G* gp, bool next);
 // schedule before it could take its runnext (runnext_steal) marks the P, and
 // until sysmon's next look clears the mark a lone runnext wakes nobody: if the
 // readier then computes instead of parking, sysmon wakes an idle P for it, one
-// look (<= 10 ms) late; Go's stealer would come after ~80 us.
+// look (<= 10 ms) late, where Go's stealer would come after roughly 80 us.
 [[gnu::always_inline]] inline void ready(G* gp) {
   M* m = getm();
   if (m != nullptr && m->p != nullptr) {
