@@ -12,7 +12,8 @@ bool runqempty(P* p);
 void runqput(P* p, G* gp, bool next);
 // runnext_steal() takes p's runnext for another P's M (runtime.hpp rule 1),
 // after watching p for ~3 us: only if p neither scheduled nor queued anything
-// in its ring meanwhile (that is stolen from the ring). nullptr otherwise.
+// in its ring meanwhile (that is stolen from the ring). nullptr otherwise; a
+// p that scheduled is marked (P::nextnowake, ready.hpp).
 G* runnext_steal(P* p);
 // runqroom() is how many more Gs p's ring takes before overflowing. Owner only.
 int runqroom(P* p);
