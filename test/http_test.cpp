@@ -93,6 +93,8 @@ std::vector<Case> table() {
       {"chunked body", chunked + "5\r\nhello\r\n0\r\n\r\n" + get, {{200}, {200}}, false},
       {"chunked with extensions and trailers", chunked + "5;a=b ; c\r\nhello\r\nA\r\n0123456789\r\n0;z\r\nX-T: v\r\n\r\n",
        {{200}}, false},
+      {"whitespace before a chunk extension or CR", chunked + "5 \t;a\r\nhello\r\n3 \r\nabc\r\n0\t\r\n\r\n",
+       {{200}}, false},
       {"chunked, then pipelined 404", chunked + "3\r\nabc\r\n0\r\n\r\nGET /x HTTP/1.1\r\n" + kHost + "\r\n",
        {{200}, {404}}, false},
       // Malformed request lines.
@@ -147,6 +149,9 @@ std::vector<Case> table() {
       {"chunked with bare LF", chunked + "5\nhello\n0\n\n", {{400}}, true},
       {"bad trailer", chunked + "0\r\nBad Trailer\r\n\r\n", {{400}}, true},
       {"control byte in a chunk extension", chunked + "5;\x01\r\nhello\r\n0\r\n\r\n", {{400}}, true},
+      {"chunk size, space, digit", chunked + "5 6\r\nhello\r\n0\r\n\r\n", {{400}}, true},
+      {"chunk size, space, word", chunked + "5 junk\r\nhello\r\n0\r\n\r\n", {{400}}, true},
+      {"chunk size, tab, word", chunked + "5\tjunk;a\r\nhello\r\n0\r\n\r\n", {{400}}, true},
       // Over http.max_header_bytes.
       {"huge field", "GET / HTTP/1.1\r\n" + kHost + "X-Big: " + std::string(5000, 'a') + "\r\n\r\n", {{431}}, true},
       {"many fields", many_fields, {{431}}, true},

@@ -69,15 +69,23 @@ bool ChunkedDecoder::step(char c) {
         return left_ < kMaxChunk;
       }
       if (state_ == State::size_first) return false;
+      [[fallthrough]];
+    }
+    case State::size_ows:
+      // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ): after
+      // the size only whitespace, then ';' or CR. Reading "5 6" or "5 junk"
+      // as a 5-byte chunk would frame the body differently from llhttp and
+      // Go, which reject it, and such a disagreement is how smuggling starts.
       if (c == '\r') {
         state_ = State::size_lf;
         return true;
       }
-      // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ): only its
-      // bytes are checked, it is ignored anyway.
-      state_ = State::ext;
-      return c == ';' || chars::is_ows(c);
-    }
+      if (c == ';') {
+        state_ = State::ext;
+        return true;
+      }
+      state_ = State::size_ows;
+      return chars::is_ows(c);
     case State::ext:
       if (c == '\r') {
         state_ = State::size_lf;

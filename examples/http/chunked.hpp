@@ -18,8 +18,9 @@ namespace http {
  *
  * Framing is strict where leniency lets a front end and this server disagree
  * about where the body ends (request smuggling): every line ends in CRLF (a
- * bare LF is an error), sizes are hex without sign or whitespace and below
- * 2^60, and a size line (with its extensions) is at most kMaxSizeLine bytes.
+ * bare LF is an error), sizes are hex without sign or leading whitespace and
+ * below 2^60, only whitespace may come between a size and its ';' or CR, and
+ * a size line (with its extensions) is at most kMaxSizeLine bytes.
  */
 class ChunkedDecoder {
  public:
@@ -43,7 +44,8 @@ class ChunkedDecoder {
   enum class State : std::uint8_t {
     size_first,     // the first hex digit of a chunk size
     size,           // more hex digits
-    ext,            // a chunk extension, up to CR
+    size_ows,       // whitespace after the size, up to ';' or CR
+    ext,            // a chunk extension (after its ';'), up to CR
     size_lf,        // LF ending the size line
     data,           // chunk data
     data_cr,        // CR after the data
