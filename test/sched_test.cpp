@@ -683,3 +683,221 @@ TEST_CASE("a goroutine that makes no runtime call for hog_ms is reported") {
   CHECK(r.err.find("has run for") != std::string::npos);
   CHECK(r.err.find("without a runtime call") != std::string::npos);
 }
+
+// ---- Stacks of recycled goroutines (gfput / gfget) ----
+
+namespace {
+
+// The defects issue's reproduction: a custom-size goroutine exits, then a plain
+// spawn takes its G from the free list. Its stack went back in gfput, so gfget's
+// taker must allocate one (Go's "Stack was deallocated in gfput").
+void custom_then_default() {
+  gort::main([] {
+    gort::Chan<int> done;
+    gort::GoOptions o;
+    o.stack_size = 64 * 1024;
+    gort::go(o, [&] { done.send(1); });
+    done.recv();
+    gort::sleep(1ms);
+    gort::go([&] { done.send(2); });
+    done.recv();
+  });
+}
+
+// A goroutine that fills `depth` KiB of its stack with a pattern and checks it,
+// so a G handed a stack smaller than it asked for (or none) is caught.
+bool use_stack(int depth_kib, std::uint8_t tag) {
+  volatile std::uint8_t buf[1024];
+  for (auto& b : buf) b = tag;
+  bool ok = true;
+  if (depth_kib > 1) ok = use_stack(depth_kib - 1, static_cast<std::uint8_t>(tag + 1));
+  for (auto& b : buf) ok = ok && b == tag;
+  return ok;
+}
+
+// Spawns n goroutines with sizes drawn from a seeded mix of the default and
+// custom sizes; each uses part of its stack, some yield or sleep, some spawn a
+// child of another size. Returns how many checked their stack without error.
+int spawn_size_mix(std::uint64_t seed, int n) {
+  static constexpr std::size_t kSizes[] = {0, 16 * 1024, 64 * 1024, 256 * 1024, 4097, 1 << 20, 32 * 1024};
+  std::atomic<int> good{0};
+  gort::WaitGroup wg;
+  std::uint64_t x = seed;
+  auto next = [&x] {  // xorshift64
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int i = 0; i < n; i++) {
+    const std::uint64_t r = next();
+    gort::GoOptions o;
+    o.stack_size = kSizes[r % std::size(kSizes)];
+    const std::size_t child = kSizes[(r >> 8) % std::size(kSizes)];
+    const int what = static_cast<int>((r >> 16) % 8);
+    wg.add(what == 0 ? 2 : 1);
+    gort::go(o, [&good, &wg, child, what, depth = o.stack_size == 0 || o.stack_size >= 32 * 1024 ? 8 : 2] {
+      if (use_stack(depth, static_cast<std::uint8_t>(what))) good++;
+      if (what == 1) gort::yield();
+      if (what == 2) gort::sleep(100us);
+      if (what == 0) {
+        gort::GoOptions co;
+        co.stack_size = child;
+        gort::go(co, [&good, &wg] {
+          if (use_stack(2, 7)) good++;
+          wg.done();
+        });
+      }
+      wg.done();
+    });
+    if (i % 64 == 63) gort::sleep(100us);  // let exits reach the free lists between bursts
+  }
+  wg.wait();
+  return good.load();
+}
+
+// check_recycled_stacks() waits until only the calling goroutine is left, then
+// checks invariant 1 on every G, that a G on a free list holds a default-size
+// stack or none, and that the stack statistics add up to the Gs' stacksize.
+// On one P only: every G was last touched by this thread (the walk reads their
+// fields without the owners' synchronisation).
+void check_recycled_stacks(bool keeps_stacks) {
+  using namespace gort::rt;
+  while (gort::stats().goroutines != 1) gort::yield();
+  std::uint64_t sum = 0, kept = 0;
+  int bad = 0;
+  sched.allglock.lock();
+  for (G* gp = sched.allgs; gp != nullptr; gp = gp->alllink) {
+    const std::size_t held = gp->stack.empty() ? 0 : gp->stack.size();
+    if (gp->stacksize != held) bad++;
+    if (gp->status.load() == Gstatus::dead && held != 0) {
+      kept++;
+      if (held != stack_default_size()) bad++;
+    }
+    sum += gp->stacksize;
+  }
+  sched.allglock.unlock();
+  CHECK(bad == 0);
+  CHECK(gort::stats().stacks.stacks_inuse == sum);
+  CHECK(gort::stats().stacks.malloced.count == 0);
+  if (!keeps_stacks) CHECK(kept == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a plain spawn after a custom-size goroutine exited runs") {
+  for (const char* procs : {"1", "2"}) {
+    gort::test::ScopedEnv env("GORTMAXPROCS", procs);
+    auto r = gort::test::run_case_in_child(custom_then_default);
+    INFO("GORTMAXPROCS=" << std::string(procs) << ", child stderr:\n" << r.err);
+    CHECK(r.status == 0);
+    CHECK(r.err.find("fatal error") == std::string::npos);
+  }
+}
+
+TEST_CASE("random mixes of stack sizes spawn and run on any number of Ps and keep exact accounting") {
+  constexpr int kN = 3000 / kScale;
+  const std::uint64_t seed = 0x9e3779b97f4a7c15ull ^ static_cast<std::uint64_t>(gort::rt::sched.procs);
+  INFO("seed " << seed);
+  int good = 0;
+  gort::main([&] {
+    good = spawn_size_mix(seed, kN);
+    if (gort::rt::sched.procs == 1) check_recycled_stacks(true);
+  });
+  CHECK(good >= kN);
+  if (gort::rt::sched.procs != 1) {
+    MESSAGE("per-G accounting walk skipped on " << gort::rt::sched.procs << " Ps (it runs in the GORTMAXPROCS=1 pass)");
+  }
+}
+
+namespace {
+
+// mix_in_debug_mode() runs the size mix on one P in a child process with the
+// debug modes switched on at run time, where exited stacks must all be freed.
+void mix_in_debug_mode(const char* mode) {
+  gort::test::ScopedEnv procs("GORTMAXPROCS", "1");
+  auto r = gort::test::run_case_in_child([mode] {
+    gort::set_debug(mode);
+    int good = 0;
+    gort::main([&] {
+      good = spawn_size_mix(12345, 600 / kScale);
+      check_recycled_stacks(false);
+    });
+    if (good < 600 / kScale) {
+      std::fprintf(stderr, "only %d goroutines saw their stack intact\n", good);
+      std::_Exit(1);
+    }
+  });
+  INFO("debug mode " << mode << ", child stderr:\n" << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.err.find("fatal error") == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("random mixes of stack sizes under efence free every stack at exit") { mix_in_debug_mode("efence=1"); }
+
+TEST_CASE("random mixes of stack sizes under stackpoison free every stack at exit") {
+  mix_in_debug_mode("stackpoison=1");
+}
+
+TEST_CASE("random mixes of stack sizes under efence and stackpoison free every stack at exit") {
+  mix_in_debug_mode("efence=1,stackpoison=1");
+}
+
+namespace {
+
+volatile int* leaked_local;
+
+// The defects issue's efence reproduction: a pointer into an exited
+// goroutine's stack, read after the goroutine is gone.
+void read_exited_stack() {
+  gort::main([] {
+    gort::Chan<int> c;
+    gort::go([&] {
+      volatile int local[64];
+      local[3] = 42;
+      leaked_local = &local[3];
+      c.send(1);
+    });
+    c.recv();
+    for (int i = 0; i < 10; i++) gort::sleep(5ms);
+    std::fprintf(stderr, "read %d\n", *leaked_local);
+  });
+}
+
+
+// read_exited_stack_in() runs read_exited_stack in a child with mode on.
+gort::test::ChildResult read_exited_stack_in(const char* mode) {
+  return gort::test::run_case_in_child([mode] {
+    gort::set_debug(mode);
+    read_exited_stack();
+  });
+}
+
+// expect_use_of_freed_stack() checks the report of read_exited_stack's read.
+void expect_use_of_freed_stack(const gort::test::ChildResult& r) {
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("read 42") == std::string::npos);
+  CHECK(r.err.find("fatal error: use of freed stack") != std::string::npos);
+  CHECK(r.err.find("in the stack of goroutine 2, [0x") != std::string::npos);
+  CHECK(r.err.find("freed at goroutine exit") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("efence catches a read of an exited goroutine's stack") {
+  expect_use_of_freed_stack(read_exited_stack_in("efence=1"));
+}
+
+TEST_CASE("stackfromsystem with stackfaultonfree catches a read of an exited goroutine's stack") {
+  expect_use_of_freed_stack(read_exited_stack_in("stackfromsystem=1,stackfaultonfree=1"));
+}
+
+TEST_CASE("under stackpoison an exited goroutine's stack reads as poison") {
+  auto r = read_exited_stack_in("stackpoison=1");
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.status == 0);
+  CHECK(r.err.find("read " + std::to_string(static_cast<int>(0xfcfcfcfcu))) != std::string::npos);
+}

@@ -578,18 +578,25 @@ void gfreebatchput(G* const* g, int n) {
   sched.ngfree.fetch_add(n, std::memory_order_relaxed);
 }
 
-// gfput() recycles an exited G on p. Default-size stacks stay with their G.
-void gfput(P* p, G* gp) {
+// gfstackfree() frees the stack of gp, which has exited (or never ran).
+void gfstackfree(void* g) {
+  auto* gp = static_cast<G*>(g);
+  stackfree(gp, gp->stack, "freed at goroutine exit");
+  gp->stack = Stack{};
+}
+
+// gfput() recycles an exited G on p, freeing its stack when freestack says so
+// (a custom size, or a debug mode that must see exited stacks go: the caller
+// asked stack_keep_on_exit, on g0 when it frees). A G keeps only a default-size
+// stack, so gfget's taker needs a stack exactly when the G has none.
+void gfput(P* p, G* gp, bool freestack) {
   const std::size_t want = gp->stack.empty() ? 0 : gp->stack.size();
   if (gp->stacksize != want) {
     Printer(2).str("runtime: goroutine ").dec(gp->goid).str(" stacksize ").dec(gp->stacksize)
         .str(", stack ").dec(want).str("\n");
     fatal("gfput: bad stacksize");
   }
-  if (!gp->stack.empty() && gp->stack.size() != stack_default_size()) {
-    stackfree(gp, gp->stack, "freed at goroutine exit");
-    gp->stack = Stack{};
-  }
+  if (freestack && !gp->stack.empty()) gfstackfree(gp);
   reset_context(gp->ctx);
   gp->status.store(Gstatus::dead, std::memory_order_relaxed);
   owner_add(p->nlive, std::int64_t{-1});
@@ -687,7 +694,8 @@ G* malg() {
       break;
     }
     case After::exit:
-      gfput(m->p, gp);
+    case After::exitfree:
+      gfput(m->p, gp, a == After::exitfree);
       break;
     case After::exitsyscall:
       globrunqput(gp);
@@ -753,7 +761,7 @@ G* malg() {
 // gonext() runs next (or g0) on m in place of gp, which has left request a:
 // for good if gp exits, else until gp is resumed (gogo).
 [[gnu::always_inline]] inline void gonext(M* m, G* gp, After a, G* next) {
-  if (a == After::exit) switch_context_final(gp->ctx, nextctx(m, next));
+  if (a == After::exit || a == After::exitfree) switch_context_final(gp->ctx, nextctx(m, next));
   gogo(m, gp, next);
 }
 
@@ -762,14 +770,16 @@ G* malg() {
 // needs g0. Returns when gp is resumed, possibly on another M.
 void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg = nullptr) {
   M* m = getm();
+  // Decided once, here: a debug mode switched on meanwhile must not make gfput
+  // free a stack on the next goroutine's stack instead of g0.
+  if (a == After::exit && !stack_keep_on_exit(gp->stack)) a = After::exitfree;
   leave(m, gp, a, unlockf, arg);
   P* p = m->p;
   G* next = nullptr;
   // Straight to the next goroutine, except: every 61st tick (g0's findrunnable
   // then also looks at the global queue and the timers), a syscall exit without
   // a P, and an exit that must free a stack (runtime internals run on g0).
-  const bool direct = a == After::ready || a == After::park || a == After::parkunlock ||
-                      (a == After::exit && gp->stack.size() == stack_default_size());
+  const bool direct = a == After::ready || a == After::park || a == After::parkunlock || a == After::exit;
   if (direct && p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
     // Completed I/O first: its goroutines queue behind the ones already waiting.
     if (io_due(p)) netpoll(p);
@@ -804,7 +814,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
 [[gnu::always_inline]] inline void switch_away_fast(M* m, P* p, G* gp, After a, bool (*unlockf)(G*, void*),
                                                     void* arg) {
   G* next;
-  if ((a == After::exit && gp->stack.size() != stack_default_size()) ||
+  if ((a == After::exit && !stack_keep_on_exit(gp->stack)) ||
       p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
       (next = runqget(p)) == nullptr) [[unlikely]] {
     switch_away(gp, a, unlockf, arg);
@@ -1146,10 +1156,7 @@ void newg_slow(void* arg) {
   G* gp = ng->gp != nullptr ? ng->gp : malg();
   std::size_t want = ng->opts->stack_size == 0 ? stack_default_size()
                                                : (ng->opts->stack_size + kPageSize - 1) & ~(kPageSize - 1);
-  if (!gp->stack.empty() && gp->stack.size() != want) {
-    stackfree(gp, gp->stack, "freed at goroutine exit");
-    gp->stack = Stack{};
-  }
+  if (!gp->stack.empty() && gp->stack.size() != want) gfstackfree(gp);
   if (gp->stack.empty()) gp->stack = stackalloc(gp, want);
   ng->gp = gp;
 }
@@ -1161,7 +1168,9 @@ G* newproc_g(const gort::GoOptions* opts) {
   P* p = m != nullptr ? m->p : nullptr;
   G* gp = nullptr;
   if (p != nullptr) gp = gfget(p);
-  if (gp == nullptr || opts->stack_size != 0) {
+  // A G from the free list has a default-size stack or, when gfput freed it
+  // (a custom size, a debug mode), none: allocate one, as Go's gfget does.
+  if (gp == nullptr || opts->stack_size != 0 || gp->stack.empty()) {
     NewG ng{opts, gp};
     systemstack(newg_slow, &ng);
     gp = ng.gp;
@@ -1212,9 +1221,11 @@ bool newproc_queue(G* gp) {
 
 void newproc_recycle(G* gp) {
   gp->status.store(Gstatus::dead, std::memory_order_relaxed);
+  // The free lists hold default-size stacks or none, as after an exit.
+  if (!gp->stack.empty() && !stack_keep_on_exit(gp->stack)) systemstack(gfstackfree, gp);
   M* m = getm();
   if (m != nullptr && m->p != nullptr) {
-    gfput(m->p, gp);
+    gfput(m->p, gp, false);
     return;
   }
   sched.lock.lock();

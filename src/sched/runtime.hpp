@@ -58,7 +58,8 @@ enum class After : std::uint8_t {
   ready,        // yield: put the G back on the run queue
   park,         // block: mark it waiting, then run unlockf
   parkunlock,   // block: mark it waiting, then release the Lock in unlockarg
-  exit,         // it finished: recycle it (gfput)
+  exit,         // it finished: recycle it with its stack (gfput)
+  exitfree,     // it finished and its stack goes back (stack_keep_on_exit): recycle it on g0
   exitsyscall,  // it left a syscall and found no P: queue it globally, stop the M
 };
 

@@ -210,6 +210,8 @@ void debug_free(const StackOwner* g, const Stack& s, std::uint32_t dbg, const ch
 
 }  // namespace
 
+std::atomic<std::size_t> stack_keep_size{0};
+
 int stackdebug_level() { return static_cast<int>(debug_bits.load(std::memory_order_relaxed) & kLevelMask); }
 
 void stackinit(const Config& cfg) {
@@ -277,6 +279,7 @@ void set_stack_debug(const StackDebug& d) {
         "(efence=1 sets both)");
   }
   debug_bits.store(pack(d), std::memory_order_relaxed);
+  stack_keep_size.store(d.faultonfree || d.poison ? 0 : geom.size, std::memory_order_relaxed);
 }
 
 StackDebug stack_debug() {

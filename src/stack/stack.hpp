@@ -19,6 +19,7 @@
 //  4. stack_stats() counters equal the sums over live stacks.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -58,6 +59,19 @@ void stackinit(const Config& cfg);
 
 // stack_default_size() is stack.size, the size served by the caches.
 std::size_t stack_default_size();
+
+// The size a stack must have for an exited goroutine's G to keep it (gfput):
+// stack.size, or 0 (no stack is kept) while stackfaultonfree or stackpoison is
+// on. Those modes exist to catch a pointer into an exited goroutine's stack,
+// which a stack kept for the G's next goroutine would let through silently.
+// Written by stackinit and set_stack_debug; read through stack_keep_on_exit.
+extern std::atomic<std::size_t> stack_keep_size;
+
+// stack_keep_on_exit() says whether the G of an exited goroutine keeps s for
+// its next goroutine instead of freeing it. Kept stacks have the default size.
+inline bool stack_keep_on_exit(const Stack& s) {
+  return !s.empty() && s.size() == stack_keep_size.load(std::memory_order_relaxed);
+}
 
 // stackalloc() returns a fresh stack of n usable bytes (0 means stack.size) and
 // charges it to g. n is rounded up to whole pages. Never fails: running out of
