@@ -770,9 +770,6 @@ G* malg() {
 // needs g0. Returns when gp is resumed, possibly on another M.
 void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg = nullptr) {
   M* m = getm();
-  // Decided once, here: a debug mode switched on meanwhile must not make gfput
-  // free a stack on the next goroutine's stack instead of g0.
-  if (a == After::exit && !stack_keep_on_exit(gp->stack)) a = After::exitfree;
   leave(m, gp, a, unlockf, arg);
   P* p = m->p;
   G* next = nullptr;
@@ -813,9 +810,15 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
 // update (owner_add) the compiler would load m->p again.
 [[gnu::always_inline]] inline void switch_away_fast(M* m, P* p, G* gp, After a, bool (*unlockf)(G*, void*),
                                                     void* arg) {
+  // An exit decides here, once, whether its G keeps the stack: a debug mode
+  // switched on later must not make gfput free it on the next goroutine's
+  // stack instead of g0 (exitfree never switches directly).
+  if (a == After::exit && !stack_keep_on_exit(gp->stack)) {
+    switch_away(gp, After::exitfree);
+    return;
+  }
   G* next;
-  if ((a == After::exit && !stack_keep_on_exit(gp->stack)) ||
-      p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
+  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
       (next = runqget(p)) == nullptr) [[unlikely]] {
     switch_away(gp, a, unlockf, arg);
     return;
