@@ -10,6 +10,7 @@
 
 #include "base/log.hpp"
 #include "base/print.hpp"
+#include "base/symtab.hpp"
 #include "mem/sys.hpp"
 #include "sched/traceback.hpp"
 #include "stack/fault.hpp"
@@ -37,6 +38,7 @@ void runtime_init(const Options& opts) {
   set_log_level(config.log_level);
   SysGuardProbe();
   stackinit(config);
+  symtab_init();
   fault_install();
   minit_signalstack();
   sigquit_install();

@@ -1,7 +1,8 @@
 // The fault handler. Everything reachable from on_fault must be
 // async-signal-safe: no malloc, no stdio, no spdlog, no locks that a faulting
-// thread could hold. Output goes through Printer (write(2)); names come from
-// dladdr and libiberty's callback demangler, which allocates nothing.
+// thread could hold. Output goes through Printer (write(2)); names, files and
+// lines come from the tables symtab_init() built at start-up (base/symtab.hpp)
+// and libiberty's callback demangler, which allocates nothing.
 #include "stack/fault.hpp"
 
 #include <dlfcn.h>
@@ -16,6 +17,7 @@
 #include <new>
 
 #include "base/print.hpp"
+#include "base/symtab.hpp"
 #include "mem/sys.hpp"
 
 // libiberty's allocation-free demangler (Debian libiberty-dev). Declared here:
@@ -79,21 +81,38 @@ void demangled_piece(const char* s, std::size_t n, void* p) {
   static_cast<Printer*>(p)->str(std::string_view(s, n));
 }
 
-// print_frame() prints one frame Go style: the function, then the module and offset.
+// print_frame() prints one frame Go style: the function, then its file:line and
+// the pc's offset in the function, or where there is no line information, the
+// module and the pc's offset in it (for addr2line).
 void print_frame(Printer& out, std::uintptr_t pc, bool return_address) {
   // A return address points after the call; look up the call itself.
-  std::uintptr_t look = return_address ? pc - 1 : pc;
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(look), &info) != 0 && info.dli_sname != nullptr) {
-    if (cplus_demangle_v3_callback(info.dli_sname, DMGL_PARAMS | DMGL_ANSI, demangled_piece, &out) == 0) {
-      out.str(info.dli_sname);
+  const std::uintptr_t look = return_address ? pc - 1 : pc;
+  SymFrame f;
+  if (!symtab_lookup(look, f)) {
+    // An object symtab_init() did not index (loaded after start-up, or its
+    // file unreadable): what the dynamic symbol table knows.
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(look), &info) != 0) {
+      f.module = info.dli_fname;
+      f.bias = reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+      f.func = info.dli_sname;
+      f.func_pc = reinterpret_cast<std::uintptr_t>(info.dli_saddr);
     }
-    out.str("\n");
-  } else {
-    out.str("?()\n");
   }
-  out.str("\t").str(info.dli_fname != nullptr ? info.dli_fname : "?");
-  if (info.dli_fbase != nullptr) out.str("+").hex(pc - reinterpret_cast<std::uintptr_t>(info.dli_fbase));
+  if (f.func == nullptr) {
+    out.str("?()");
+  } else if (cplus_demangle_v3_callback(f.func, DMGL_PARAMS | DMGL_ANSI, demangled_piece, &out) == 0) {
+    out.str(f.func);
+  }
+  out.str("\n\t");
+  if (f.file != nullptr) {
+    if (f.dir != nullptr) out.str(f.dir).str("/");
+    out.str(f.file).str(":").dec(f.line);
+    if (f.func != nullptr) out.str(" +").hex(pc - f.func_pc);
+  } else {
+    out.str(f.module != nullptr ? f.module : "?");
+    if (f.module != nullptr) out.str("+").hex(pc - f.bias);
+  }
   out.str(" pc=").hex(pc).str("\n");
 }
 

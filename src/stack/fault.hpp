@@ -48,8 +48,9 @@ inline const StackOwner* getg() {
 void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why);
 
 // print_backtrace() prints the frame at pc, then walks the frame-pointer chain
-// from fp while it stays inside [lo, hi), Go style (function, then module+offset).
-// The frames are read at fp + delta (see callers). Async-signal-safe.
+// from fp while it stays inside [lo, hi), Go style (each frame's function, then
+// its file:line, or its module+offset without line information). The frames are
+// read at fp + delta (see callers). Async-signal-safe.
 void print_backtrace(Printer& out, std::uintptr_t pc, std::uintptr_t fp, std::uintptr_t lo,
                      std::uintptr_t hi, std::intptr_t delta = 0);
 
