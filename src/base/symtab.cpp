@@ -8,7 +8,8 @@
 // address, and an index of address ranges -> line program, taken from
 // .debug_aranges (a few KiB: each compilation unit's ranges and its
 // .debug_info entry, whose DW_AT_stmt_list names its line program). A lookup
-// is then two binary searches and the run of one unit's line program.
+// is then two binary searches, a read of the unit's first entry, and the run
+// of its line program.
 //
 // Running every line program at start-up instead would give exact sequences,
 // but costs about 3 ms per MiB of .debug_line (measured on a test binary), and
@@ -133,11 +134,14 @@ struct FuncSym {
 };
 
 // LineSeq is an address range [lo, hi) and the line program describing it:
-// the offsets in .debug_line of its unit's header and of the opcode to start
-// running at (the first of the range's sequence, or of the unit).
+// either the offset in .debug_info of its compilation unit (cu, from
+// .debug_aranges; the unit's line program is found at lookup, so start-up
+// touches no page of .debug_info or .debug_line), or, when cu is kNoOffset,
+// the offsets in .debug_line of its unit's header and of its sequence's first
+// opcode.
 struct LineSeq {
   std::uint64_t lo, hi;
-  std::uint64_t unit, ops;
+  std::uint64_t cu, unit, ops;
 };
 
 // Module is one indexed ELF object. Its string sections end with a NUL (checked
@@ -395,33 +399,6 @@ void lookup_func(const Module& m, std::uint64_t addr, SymFrame& out) {
   out.func_pc = m.bias + it->addr;
 }
 
-// lookup_line() sets out's file and line for the link-time address addr of m,
-// if a line program describes it.
-void lookup_line(const Module& m, std::uint64_t addr, SymFrame& out) {
-  auto it = std::upper_bound(m.seqs.begin(), m.seqs.end(), addr,
-                             [](std::uint64_t a, const LineSeq& s) { return a < s.lo; });
-  if (it == m.seqs.begin()) return;
-  --it;
-  LineHeader h;
-  if (addr >= it->hi || !read_line_header(m, it->unit, h)) return;
-  LineProgram prog{h, Reader{m.line.p + it->ops, h.end}};
-  LineRow row, prev;
-  bool have = false;
-  // The row describing addr is the last one at or below it in its sequence:
-  // the next row's address is the first one above. A range from
-  // .debug_aranges starts at the unit's first sequence, so the walk may cross
-  // the ends of others on its way.
-  while (prog.next(row)) {
-    if (have && prev.addr <= addr && row.addr > addr) {
-      file_name(m, h, prev.file, out);
-      out.line = static_cast<std::uint32_t>(prev.line);
-      return;
-    }
-    prev = row;
-    have = !row.end;
-  }
-}
-
 // stmt_list() is the .debug_line offset of the line program of the compilation
 // unit at off in m's .debug_info (its first entry's DW_AT_stmt_list), or
 // kNoOffset.
@@ -476,9 +453,35 @@ std::uint64_t stmt_list(const Module& m, std::uint64_t off) {
   return kNoOffset;
 }
 
+// lookup_line() sets out's file and line for the link-time address addr of m,
+// if a line program describes it.
+void lookup_line(const Module& m, std::uint64_t addr, SymFrame& out) {
+  auto it = std::upper_bound(m.seqs.begin(), m.seqs.end(), addr,
+                             [](std::uint64_t a, const LineSeq& s) { return a < s.lo; });
+  if (it == m.seqs.begin()) return;
+  --it;
+  const bool whole_unit = it->cu != kNoOffset;
+  LineHeader h;
+  if (addr >= it->hi || !read_line_header(m, whole_unit ? stmt_list(m, it->cu) : it->unit, h)) return;
+  LineProgram prog{h, Reader{whole_unit ? h.prog : m.line.p + it->ops, h.end}};
+  LineRow row, prev;
+  bool have = false;
+  // The row describing addr is the last one at or below it in its sequence:
+  // the next row's address is the first one above. A compilation unit's walk
+  // starts at its first sequence, so it may cross the ends of others.
+  while (prog.next(row)) {
+    if (have && prev.addr <= addr && row.addr > addr) {
+      file_name(m, h, prev.file, out);
+      out.line = static_cast<std::uint32_t>(prev.line);
+      return;
+    }
+    prev = row;
+    have = !row.end;
+  }
+}
+
 // index_aranges() records the address ranges of m's compilation units from
-// .debug_aranges, each with the start of its line program; false if that gave
-// none.
+// .debug_aranges; false if that gave none.
 bool index_aranges(Module& m) {
   Reader r{m.aranges.p, m.aranges.p + m.aranges.n};
   while (r.p < r.end && !r.bad) {
@@ -493,20 +496,18 @@ bool index_aranges(Module& m) {
     Reader u{r.p, r.p + len};
     r.p += len;
     u.skip(2);  // version
-    const std::uint64_t unit = stmt_list(m, u.fixed(offset_size));
+    const std::uint64_t cu = u.fixed(offset_size);
     const unsigned addr_size = static_cast<unsigned>(u.fixed(1));
     const unsigned segment_size = static_cast<unsigned>(u.fixed(1));
-    LineHeader h;
-    if (addr_size == 0 || addr_size > 8 || segment_size != 0 || !read_line_header(m, unit, h)) continue;
+    if (addr_size == 0 || addr_size > 8 || segment_size != 0) continue;
     // The (address, length) pairs start at a multiple of their size from the
     // start of the set, and end with (0, 0).
     const auto tuple = 2 * addr_size;
     u.skip((tuple - static_cast<std::size_t>(u.p - start) % tuple) % tuple);
-    const auto ops = static_cast<std::uint64_t>(h.prog - m.line.p);
     for (;;) {
       const std::uint64_t lo = u.fixed(addr_size), n = u.fixed(addr_size);
       if (u.bad || (lo == 0 && n == 0)) break;
-      if (lo != 0 && n != 0) m.seqs.push_back({lo, lo + n, unit, ops});
+      if (lo != 0 && n != 0) m.seqs.push_back({lo, lo + n, cu, 0, 0});
     }
   }
   return !m.seqs.empty();
@@ -526,7 +527,7 @@ void index_lines(Module& m) {
       first = row.end;
       if (!row.end) continue;
       // A sequence at 0 is a function the linker discarded.
-      if (lo != 0 && row.addr > lo) m.seqs.push_back({lo, row.addr, off, ops});
+      if (lo != 0 && row.addr > lo) m.seqs.push_back({lo, row.addr, kNoOffset, off, ops});
       ops = static_cast<std::uint64_t>(prog.r.p - m.line.p);
     }
     off = static_cast<std::uint64_t>(h.end - m.line.p);
