@@ -10,8 +10,8 @@
 using namespace gort::rt;
 
 TEST_CASE("this kernel has MADV_GUARD_INSTALL") {
-  // KERNEL.md: Linux 6.18 here. If this fails the machine changed: guards fall
-  // back to mprotect and the density limits of DESIGN.md no longer hold.
+  // docs/kernel.md: Linux 6.18 here. If this fails the machine changed: guards fall
+  // back to mprotect and the density limits of docs/design.md no longer hold.
   CHECK(SysGuardMode() == GuardMode::madv_guard);
 }
 

@@ -1,4 +1,4 @@
-// The io_uring backend: one ring per P (DESIGN.md "I/O").
+// The io_uring backend: one ring per P (docs/design.md "I/O").
 //
 // A goroutine prepares its SQE on its P's ring and parks; the SQEs of all the
 // goroutines that parked since are submitted together when the P runs out of
@@ -36,9 +36,7 @@
 #include "init.hpp"
 #include "io/io.hpp"
 #include "io/poll.hpp"
-#include "sched/proc.hpp"
-#include "sched/runtime.hpp"
-#include "sched/time.hpp"
+#include "sched/sched_io.hpp"
 
 namespace gort::rt {
 
@@ -46,7 +44,7 @@ namespace {
 
 // Submit without waiting for the P to go idle once this many SQEs are queued:
 // a P that never idles must still get its I/O going. 32 SQEs cost ~70 ns each
-// in one enter against ~450 ns alone (KERNEL.md), so the batch has paid off.
+// in one enter against ~450 ns alone (docs/kernel.md), so the batch has paid off.
 constexpr unsigned kSubmitBatch = 32;
 // user_data of completions that carry no operation: the deadline cancels
 // (their operation's own completion says what happened) and the wake-up read.

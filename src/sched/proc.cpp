@@ -872,7 +872,7 @@ constexpr std::int64_t kMinSpinNs = 1'000;
 G* findrunnable(M* m) {
 top:
   P* p = m->p;
-  // nanotime() costs ~100 ns on our VMs (KERNEL.md): read it only with timers due.
+  // nanotime() costs ~100 ns on our VMs (docs/kernel.md): read it only with timers due.
   std::int64_t now = p->timer0when.load(std::memory_order_relaxed) != 0 ? nanotime() : 0;
   if (now != 0) checktimers(p, now);
   // I/O: submit what goroutines queued, then reap (a syscall on epoll: only
@@ -905,7 +905,7 @@ top:
       m->spinning = true;
       sched.nmspinning.fetch_add(1, std::memory_order_relaxed);
     }
-    // Spin before parking: waking a parked vCPU costs ~20 us here (KERNEL.md),
+    // Spin before parking: waking a parked vCPU costs ~20 us here (docs/kernel.md),
     // more than the gap before the next goroutine becomes runnable when work
     // keeps coming. When it does not (one connection whose peer answers in
     // 50 us), spinning only burns the CPU: the budget adapts per P, halving

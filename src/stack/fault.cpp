@@ -32,7 +32,7 @@ namespace gort::rt {
 
 namespace {
 
-// 64 KiB of signal stack: KERNEL.md measured the handler's classification on 64
+// 64 KiB of signal stack: docs/kernel.md measured the handler's classification on 64
 // KiB; demangling a long name takes a few KiB of it. A guard page below it turns
 // an overflow of the signal stack itself into a plain crash.
 constexpr std::size_t kSigStackSize = 64 * 1024;

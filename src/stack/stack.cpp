@@ -146,7 +146,7 @@ Stack stackalloc_malloced(std::size_t n) {
 void stackfree_malloced(const Stack& s) {
   void* p = reinterpret_cast<void*>(s.base());
   // The guard must go before dallocx: jemalloc hands the block to its next user,
-  // whose first write would otherwise fault (KERNEL.md).
+  // whose first write would otherwise fault (docs/kernel.md).
   if (!SysGuardRemove(p, s.guard)) fatal("stackfree: cannot remove the guard of a malloced stack");
   dallocx(p, MALLOCX_TCACHE_NONE);
   malloced_ctr.sub(s.size(), s.guard + s.size());

@@ -30,7 +30,7 @@ namespace gort::rt {
 
 enum class StackOrigin : std::uint8_t { cache, malloced, system };
 
-// How a stack grows (DESIGN.md "Stacks"); only stable exists so far.
+// How a stack grows (docs/design.md "Stacks"); only stable exists so far.
 enum class StackKind : std::uint8_t { stable };
 
 struct Stack {

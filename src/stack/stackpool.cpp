@@ -7,7 +7,7 @@
 // stack keeps its guard for the life of the process. Spans are never unmapped:
 // idle stacks give their memory back by trimming instead (below). Adjacent
 // spans merge into one mapping, and MADV_GUARD_INSTALL does not split it, so a
-// million stacks cost a few dozen lines of /proc/self/maps (KERNEL.md).
+// million stacks cost a few dozen lines of /proc/self/maps (docs/kernel.md).
 //
 // Trimming. An idle stack keeps at most stack.cache_keep bytes committed at its
 // top, so a burst of deep goroutines does not pin memory for ever. Asking the
@@ -116,7 +116,7 @@ thread_local CacheHolder tls_cache;
 }  // namespace
 
 // mcache is not inlined so that a goroutine migrating between Ms never reads a
-// cached copy of another thread's TLS address (DESIGN.md "Scheduler").
+// cached copy of another thread's TLS address (docs/design.md "Scheduler").
 __attribute__((noinline)) StackCache* mcache() {
   StackCache* c = tls_cache.c;
   if (c != nullptr) [[likely]] return c;
