@@ -36,7 +36,9 @@
 #include "init.hpp"
 #include "io/io.hpp"
 #include "io/poll.hpp"
-#include "sched/sched_io.hpp"
+#include "sched/proc.hpp"
+#include "sched/runtime.hpp"
+#include "sched/time.hpp"
 
 namespace gort::rt {
 
