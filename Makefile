@@ -42,7 +42,7 @@ define install_missing
 endef
 
 configure: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORT_WERROR=ON $(CMAKE_ARGS) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -62,7 +62,7 @@ bench: run
 
 # ASan + UBSan build of the tests in its own build tree.
 test-asan: deps
-	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DGORT_SANITIZE=address -DGORT_BUILD_BENCH=OFF >/dev/null
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DGORT_SANITIZE=address -DGORT_WERROR=ON -DGORT_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
@@ -72,7 +72,7 @@ test-asan: deps
 # checker is off: the crash tests fork, and jemalloc takes more locks around a
 # fork than the checker can track (it aborts on its own table, not on a race).
 test-tsan: deps
-	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DGORT_SANITIZE=thread -DGORT_BUILD_BENCH=OFF >/dev/null
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=Debug -DGORT_SANITIZE=thread -DGORT_WERROR=ON -DGORT_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(BUILD_TSAN) -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:detect_deadlocks=0 \
 	  ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
