@@ -18,8 +18,9 @@
 //    is gort::goexit called in them. `return` in them ends the statements only.
 //
 // On a goroutine each record lives on its stack and is linked from the G,
-// innermost first, so the runtime can find every record on a stack (a copying
-// stack adjusts them when it moves). A record must therefore stay on the
+// innermost first, so the runtime can find every record on a stack (the
+// planned copying stacks will adjust them when a stack moves). A record must
+// therefore stay on the
 // goroutine's stack where it was made: not in a C++20 coroutine frame, which may
 // resume on another goroutine; a record unlinked out of order is a fatal error.
 // Off goroutines (plain threads) GORT_DEFER works the same, unlinked.

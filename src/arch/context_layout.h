@@ -13,7 +13,7 @@
 #define GORT_CTX_R12 32  /* fresh context: entry function */
 #define GORT_CTX_RBX 40
 #define GORT_CTX_RBP 48  /* fresh context: 0, ends frame-pointer backtraces */
-#define GORT_CTX_PC 56   /* resumed with pop + jmp (2.6 ns here vs 7.6 for ret) */
+#define GORT_CTX_PC 56   /* resumed with ret when saved at the resuming call site, else pop + jmp */
 #define GORT_CTX_SIZE 64
 
 #endif

@@ -1,6 +1,6 @@
 // The scheduler: Go's proc.go for C++ goroutines.
 //
-// Rules 1-5 of runtime.hpp hold here. The shape of a switch:
+// The locking and ownership rules (1-6) of runtime.hpp hold here. The shape of a switch:
 //
 //   A goroutine that yields, parks or exits calls switch_away() (yields and
 //   parks: switch_away_fast() first), which leaves its request in M::after and
@@ -341,7 +341,12 @@ G* globrunqget(P* p, int max) {
   return gp;
 }
 
-// ---- Idle Ps and Ms (lock held) ----
+// ---- Idle Ps and Ms ----
+//
+// The list functions (pidleput ... mremove) run with sched.lock held.
+// acquirep and releasep take no lock: they bind and unbind a P that the
+// calling M alone owns at that moment (acquirep always runs unlocked, on a P
+// its caller took off an idle list or was handed in M::nextp).
 
 void pidleput(P* p) {
   p->link = sched.pidle;
@@ -497,8 +502,9 @@ void startm(P* p, bool spinning) {
   nm->park.wakeup();
 }
 
-// stopm() parks the M until startm hands it a P. With a deadline (>0) it wakes
-// by then to run timers: it then takes an idle P if one is left.
+// stopm_until() parks the M until startm hands it a P. With a deadline (>0) it
+// wakes by then to run timers: it then takes an idle P if one is left.
+// stopm() (below) is stopm_until(0): no deadline.
 void stopm_until(std::int64_t deadline) {
   M* m = getm();
   sched.lock.lock();
@@ -868,7 +874,10 @@ void checkdead() {
 constexpr std::int64_t kMinSpinNs = 1'000;
 
 // findrunnable() finds a goroutine to run, blocking (stopm) until there is one.
-// Go's findRunnable, minus GC and netpoll.
+// Go's findRunnable minus the GC work. It polls the P's own poller as Go's
+// polls netpoll: submits and reaps before looking at the queues, reaps while it
+// spins (and, on epoll, polls every 16 spins), and with I/O in flight sleeps in
+// the poller (netpollwait) instead of parking the M.
 G* findrunnable(M* m) {
 top:
   P* p = m->p;

@@ -1,7 +1,8 @@
 // The scheduler's objects, named as in Go's runtime/runtime2.go: G (goroutine),
 // M (OS thread), P (processor: the right to run goroutines), sched (globals).
 //
-// Locking and ownership (numbered as in Photon's thread.cpp; proc.cpp keeps them):
+// Locking and ownership (numbered so that comments can cite "rule 4"; proc.cpp
+// and the rest of src/sched keep them):
 //  1. A P's run queue ring is written at the tail only by the M holding the P;
 //     any M may take from the head (runqget, runqsteal) with a CAS; with one
 //     P (P::nostealers) there is no other M to steal and the owner takes with
