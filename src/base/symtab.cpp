@@ -115,6 +115,15 @@ struct Reader {
   }
   std::uint64_t uleb() { return leb(false); }
   std::int64_t sleb() { return static_cast<std::int64_t>(leb(true)); }
+  // unit_length() reads the length that starts a unit and sets offset_size:
+  // 4, or 8 in 64-bit DWARF.
+  std::uint64_t unit_length(unsigned& offset_size) {
+    offset_size = 4;
+    const std::uint64_t len = fixed(4);
+    if (len != 0xffffffff) return len;
+    offset_size = 8;
+    return fixed(8);
+  }
   // cstr() reads a NUL-terminated string.
   const char* cstr() {
     const std::uint8_t* s = p;
@@ -184,13 +193,7 @@ struct LineHeader {
 bool read_line_header(const Module& m, std::uint64_t off, LineHeader& h) {
   if (off >= m.line.n) return false;
   Reader r{m.line.p + off, m.line.p + m.line.n};
-  std::uint64_t len = r.fixed(4);
-  if (len == 0xffffffff) {
-    h.offset_size = 8;
-    len = r.fixed(8);
-  } else if (len >= 0xfffffff0) {
-    return false;
-  }
+  const std::uint64_t len = r.unit_length(h.offset_size);
   if (!r.has(len)) return false;
   h.end = r.p + len;
   r.end = h.end;
@@ -406,11 +409,7 @@ std::uint64_t stmt_list(const Module& m, std::uint64_t off) {
   if (off >= m.info.n) return kNoOffset;
   Reader r{m.info.p + off, m.info.p + m.info.n};
   unsigned offset_size = 4, addr_size = 8;
-  std::uint64_t len = r.fixed(4);
-  if (len == 0xffffffff) {
-    offset_size = 8;
-    len = r.fixed(8);
-  }
+  const std::uint64_t len = r.unit_length(offset_size);
   if (!r.has(len)) return kNoOffset;
   r.end = r.p + len;
   const unsigned version = static_cast<unsigned>(r.fixed(2));
@@ -487,11 +486,7 @@ bool index_aranges(Module& m) {
   while (r.p < r.end && !r.bad) {
     const std::uint8_t* start = r.p;
     unsigned offset_size = 4;
-    std::uint64_t len = r.fixed(4);
-    if (len == 0xffffffff) {
-      offset_size = 8;
-      len = r.fixed(8);
-    }
+    const std::uint64_t len = r.unit_length(offset_size);
     if (!r.has(len)) break;
     Reader u{r.p, r.p + len};
     r.p += len;
