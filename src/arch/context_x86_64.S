@@ -6,23 +6,23 @@
  *   from there. Returns arg in the resumed context (rax; also rdi, which is the
  *   first argument when the resumed context is a fresh one).
  *
- * The frame layout is in context_layout.h. Choices measured here with
- * `gort-bench stack` (ns per switch; Boost.Context's fiber 5.0 in the same runs)
- * and with the scheduler's yield (two goroutines on one P):
+ * The frame layout is in context_layout.h. Two choices, each measured with
+ * `gort-bench stack` and the scheduler's yield (the figures:
+ * bench/results/2026-12-04-history-from-docs.txt):
  *  - return with `ret` when the resumed context was switched out from the
  *    same call site as ours (every goroutine-to-goroutine switch goes through
  *    the scheduler's gogo), else through `pop; jmp`. The call into this function pushed
  *    a return-stack-buffer entry: `ret` consumes it and is predicted right when
  *    the sites match, while `jmp` leaves it behind, so every later return of
- *    the resumed goroutine was predicted one frame off (yield 18.4 -> 13.9 ns).
+ *    the resumed goroutine would be predicted one frame off.
  *    Between different sites (a thread and a fiber ping-ponging, g0 and a
- *    goroutine) `ret` always mispredicts and `jmp` does not (KERNEL.md: 7.6
- *    vs 2.6 ns);
- *  - always ldmxcsr, but fldcw only when the x87 control word differs (4.7 ns;
- *    always both: 5.0). The CW compare reads back the 2-byte fnstcw store, which
- *    forwards; reading back the stmxcsr store does not forward on this CPU and
- *    stalls (skipping ldmxcsr the same way: 6.2; comparing both as one 8-byte
- *    word: 8.1). */
+ *    goroutine) `ret` always mispredicts and `jmp` does not (docs/kernel.md,
+ *    "Context switch");
+ *  - always ldmxcsr, but fldcw only when the x87 control word differs. The CW
+ *    compare reads back the 2-byte fnstcw store, which forwards; reading back
+ *    the stmxcsr store does not forward on this CPU and stalls, so skipping
+ *    ldmxcsr the same way (or comparing both as one word) costs more than
+ *    always restoring it. */
 #include "context_layout.h"
 
         .text
