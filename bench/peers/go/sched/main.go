@@ -247,8 +247,9 @@ func idleRSS(n int) {
 	runtime.ReadMemStats(&msAfter)
 	release()
 
-	// For comparison with GO-RUNTIME.md section 4 (StackInuse 2048 B + heap
-	// about 541 B per blocked goroutine): the runtime's own accounting.
+	// The runtime's own accounting, to compare with what Go 1.19 reported on
+	// our VM (StackInuse 2048 B + about 541 B of heap per blocked goroutine;
+	// docs/design.md, "Performance budget").
 	perG := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
 	fmt.Printf("# idle n=%d rss_before=%d rss_after=%d stack_inuse/g=%.0f heap_inuse/g=%.0f\n",
 		n, before, after, perG(msAfter.StackInuse, msBefore.StackInuse), perG(msAfter.HeapInuse, msBefore.HeapInuse))
