@@ -257,7 +257,7 @@ constexpr std::int64_t kRunnextGraceNs = 3'000;
 // nor is a P whose ring filled meanwhile (a spawner: its burst's first
 // goroutine waits in runnext while the rest queue in the ring, and stealing
 // that one goroutine cost ~11 us and an IPI once per ~3 us of the burst on 2
-// Ps: 1,182 membarriers in 4,000,000 spawns, 76 now). Without membarrier
+// Ps). Without membarrier
 // runnext is never stolen: it waits for its own P.
 G* runnext_steal(P* p) {
   if (p->runnext.load(std::memory_order_relaxed) == nullptr) return nullptr;

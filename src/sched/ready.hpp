@@ -43,8 +43,9 @@ void runqput_slow(P* p, G* gp, bool next);
 // each time, parks, and the next ready wakes it again. On 2 Ps that cost the
 // pair a futex wake per spell, the spinning (which slows the pair's vCPU: the
 // two share a physical core here), and a runnext steal, with a membarrier and
-// a channel bias revoked, whenever the pair's vCPU stalled for 3 us: a round
-// trip read 75-93 ns on 2 Ps against 48 on 1. A stealer that watched a P
+// a channel bias revoked, whenever the pair's vCPU stalled for 3 us: a 2-P
+// round trip cost well over a 1-P one (figures: bench/results/
+// 2026-12-04-history-from-docs.txt). A stealer that watched a P
 // schedule before it could take its runnext (runnext_steal) marks the P, and
 // until sysmon's next look clears the mark a lone runnext wakes nobody: if the
 // readier then computes instead of parking, sysmon wakes an idle P for it, one
