@@ -153,12 +153,15 @@ struct LineSeq {
   std::uint64_t cu, unit, ops;
 };
 
-// Module is one indexed ELF object. Its string sections end with a NUL (checked
-// when loaded), so any offset inside one starts a valid string.
+// Module is one indexed ELF object. Its function symbols are either copied
+// into funcs (from .symtab) or, for a stripped object, left in dynsym and
+// searched there: a library's few thousand dynamic symbols cost a lookup tens
+// of microseconds, but copying and sorting them at start-up costs every
+// program a few hundred (each page of a file touched is a page fault).
 struct Module {
   std::string path;
   std::uintptr_t bias = 0, lo = 0, hi = 0;  // load bias; [lo, hi) spans its PT_LOAD segments
-  Bytes strtab, line, line_str, str, info, abbrev, aranges;
+  Bytes strtab, dynsym, line, line_str, str, info, abbrev, aranges;
   std::vector<FuncSym> funcs;  // sorted by address, sized, one per address
   std::vector<LineSeq> seqs;   // sorted by lo
 };
@@ -168,9 +171,20 @@ struct Table {
 };
 std::atomic<const Table*> table{nullptr};
 
-// str_at() is the string at off in the string section s, or nullptr.
+// str_at() is the string at off in the string section s, or nullptr if none
+// ends inside it.
 const char* str_at(Bytes s, std::uint64_t off) {
-  return off < s.n ? reinterpret_cast<const char*>(s.p + off) : nullptr;
+  for (std::uint64_t i = off; i < s.n; i++) {
+    if (s.p[i] == 0) return reinterpret_cast<const char*>(s.p + off);
+  }
+  return nullptr;
+}
+
+// is_func() is whether sym is a sized function defined in its object.
+bool is_func(const Elf64_Sym& sym) {
+  const unsigned type = ELF64_ST_TYPE(sym.st_info);
+  return (type == STT_FUNC || type == STT_GNU_IFUNC) && sym.st_shndx != SHN_UNDEF && sym.st_value != 0 &&
+         sym.st_size != 0;
 }
 
 // LineHeader is what a line-program unit's header says (DWARF 2 to 5).
@@ -393,13 +407,32 @@ void file_name(const Module& m, const LineHeader& h, std::uint64_t file, SymFram
 // lookup_func() sets out.func and out.func_pc to the function of m covering the
 // link-time address addr, if any.
 void lookup_func(const Module& m, std::uint64_t addr, SymFrame& out) {
-  auto it = std::upper_bound(m.funcs.begin(), m.funcs.end(), addr,
-                             [](std::uint64_t a, const FuncSym& f) { return a < f.addr; });
-  if (it == m.funcs.begin()) return;
-  --it;
-  if (addr - it->addr >= it->size) return;
-  out.func = str_at(m.strtab, it->name);
-  out.func_pc = m.bias + it->addr;
+  std::uint64_t start = 0, name = 0;
+  bool found = false;
+  if (!m.funcs.empty()) {
+    const auto it = std::upper_bound(m.funcs.begin(), m.funcs.end(), addr,
+                                     [](std::uint64_t a, const FuncSym& f) { return a < f.addr; });
+    if (it != m.funcs.begin()) {
+      const FuncSym& f = it[-1];
+      start = f.addr;
+      name = f.name;
+      found = addr - f.addr < f.size;
+    }
+  } else {
+    // The closest start below addr among the symbols that cover it.
+    const auto* s = reinterpret_cast<const Elf64_Sym*>(m.dynsym.p);
+    for (std::size_t i = 0; i < m.dynsym.n / sizeof(Elf64_Sym); i++) {
+      if (is_func(s[i]) && s[i].st_value <= addr && addr - s[i].st_value < s[i].st_size &&
+          (!found || s[i].st_value > start)) {
+        start = s[i].st_value;
+        name = s[i].st_name;
+        found = true;
+      }
+    }
+  }
+  if (!found) return;
+  out.func = str_at(m.strtab, name);
+  out.func_pc = m.bias + start;
 }
 
 // stmt_list() is the .debug_line offset of the line program of the compilation
@@ -529,14 +562,12 @@ void index_lines(Module& m) {
   }
 }
 
-// index_funcs() copies m's sized function symbols from the symbol table syms
-// (with strings in m.strtab) and sorts them, one per address (the longest).
+// index_funcs() copies m's function symbols from the symbol table syms (with
+// strings in m.strtab) and sorts them, one per address (the longest).
 void index_funcs(Module& m, Bytes syms) {
   const auto* s = reinterpret_cast<const Elf64_Sym*>(syms.p);
   for (std::size_t i = 0; i < syms.n / sizeof(Elf64_Sym); i++) {
-    const unsigned type = ELF64_ST_TYPE(s[i].st_info);
-    if ((type == STT_FUNC || type == STT_GNU_IFUNC) && s[i].st_shndx != SHN_UNDEF && s[i].st_value != 0 &&
-        s[i].st_size != 0 && s[i].st_name < m.strtab.n) {
+    if (is_func(s[i]) && s[i].st_name < m.strtab.n) {
       m.funcs.push_back({s[i].st_value, static_cast<std::uint32_t>(std::min<std::uint64_t>(s[i].st_size, UINT32_MAX)),
                          s[i].st_name});
     }
@@ -577,11 +608,7 @@ bool load_module(const char* file, Module& m) {
     }
     return {base + s.sh_offset, s.sh_size};
   };
-  auto strings = [&](const Elf64_Shdr& s) -> Bytes {
-    const Bytes b = bytes(s);
-    return b.n != 0 && b.p[b.n - 1] == 0 ? b : Bytes{};
-  };
-  const Bytes names = strings(sh[eh->e_shstrndx]);
+  const Bytes names = bytes(sh[eh->e_shstrndx]);
   const Elf64_Shdr* symtab = nullptr;
   const Elf64_Shdr* dynsym = nullptr;
   for (unsigned i = 0; i < eh->e_shnum; i++) {
@@ -590,8 +617,8 @@ bool load_module(const char* file, Module& m) {
     if (sh[i].sh_type == SHT_DYNSYM) dynsym = &sh[i];
     if (name == nullptr) continue;
     if (std::strcmp(name, ".debug_line") == 0) m.line = bytes(sh[i]);
-    if (std::strcmp(name, ".debug_line_str") == 0) m.line_str = strings(sh[i]);
-    if (std::strcmp(name, ".debug_str") == 0) m.str = strings(sh[i]);
+    if (std::strcmp(name, ".debug_line_str") == 0) m.line_str = bytes(sh[i]);
+    if (std::strcmp(name, ".debug_str") == 0) m.str = bytes(sh[i]);
     if (std::strcmp(name, ".debug_info") == 0) m.info = bytes(sh[i]);
     if (std::strcmp(name, ".debug_abbrev") == 0) m.abbrev = bytes(sh[i]);
     if (std::strcmp(name, ".debug_aranges") == 0) m.aranges = bytes(sh[i]);
@@ -599,8 +626,9 @@ bool load_module(const char* file, Module& m) {
   // A stripped object keeps only its dynamic symbols.
   const Elf64_Shdr* syms = symtab != nullptr ? symtab : dynsym;
   if (syms != nullptr && syms->sh_link < eh->e_shnum && syms->sh_entsize == sizeof(Elf64_Sym)) {
-    m.strtab = strings(sh[syms->sh_link]);
-    index_funcs(m, bytes(*syms));
+    m.strtab = bytes(sh[syms->sh_link]);
+    if (syms == symtab) index_funcs(m, bytes(*syms));
+    else m.dynsym = bytes(*syms);
   }
   if (!index_aranges(m)) index_lines(m);
   std::sort(m.seqs.begin(), m.seqs.end(), [](const LineSeq& a, const LineSeq& b) { return a.lo < b.lo; });
