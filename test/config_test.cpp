@@ -71,6 +71,8 @@ TEST_CASE("conf/gort.conf and conf/debug.conf load, and gort.conf restates the d
   CHECK(c.io_multishot_accept == d.io_multishot_accept);
   CHECK(c.http_max_header_bytes == d.http_max_header_bytes);
   CHECK(c.http_idle_timeout_ms == d.http_idle_timeout_ms);
+  CHECK(c.http_header_timeout_ms == d.http_header_timeout_ms);
+  CHECK(c.http_write_timeout_ms == d.http_write_timeout_ms);
   Config dbg = load_config({.conf_file = GORT_SOURCE_DIR "/conf/debug.conf"}, nullptr, nullptr);
   CHECK(dbg.stack_debug.fromsystem);
   CHECK(dbg.stack_debug.faultonfree);
@@ -224,5 +226,23 @@ TEST_CASE("io and http keys: choices, durations and their errors") {
         std::string::npos);
   CHECK(error_of({}, nullptr, "http.idle_timeout=soon").find("expected a duration in milliseconds") != std::string::npos);
   CHECK(error_of({}, nullptr, "http.idle_timeout=0").find("0 ms is out of range") != std::string::npos);
+  CHECK(gort::rt::load_config({}, nullptr, "http.header_timeout=50ms,http.write_timeout=3s").http_header_timeout_ms == 50);
+  CHECK(gort::rt::load_config({}, nullptr, "http.write_timeout=3s").http_write_timeout_ms == 3'000);
+  CHECK(error_of({}, nullptr, "http.header_timeout=0").find("http.header_timeout: 0 ms is out of range") !=
+        std::string::npos);
+  CHECK(error_of({}, nullptr, "http.write_timeout=25h").find("http.write_timeout: 90000000 ms is out of range") !=
+        std::string::npos);
+  CHECK(error_of({}, nullptr, "http.write_timeout=-1s").find("http.write_timeout: expected a duration") !=
+        std::string::npos);
   CHECK(error_of({}, nullptr, "io.entries=4").find("io.entries: 4 is out of range [8, 32768]") != std::string::npos);
+}
+
+TEST_CASE("gort::http_settings() carries the [http] keys, whose defaults are HttpSettings' own") {
+  // The runtime of this suite runs on the built-in defaults (test/main.cpp).
+  const gort::HttpSettings s = gort::http_settings();
+  const gort::HttpSettings d;
+  CHECK(s.max_header_bytes == d.max_header_bytes);
+  CHECK(s.idle_timeout == d.idle_timeout);
+  CHECK(s.header_timeout == d.header_timeout);
+  CHECK(s.write_timeout == d.write_timeout);
 }

@@ -1,7 +1,7 @@
 // The example servers (examples/): the HTTP parser through http::Session on a
 // table of ordinary and hostile requests, fed whole and in pieces; the same
 // table over real connections to http::serve_conn; pipelining, a byte-by-byte
-// sender and the idle timeout; the echo handler under 1,000 connections.
+// sender, the idle, header and write timeouts; the echo handler under 1,000 connections.
 //
 // Inside goroutines nothing that blocks runs inside a doctest macro: values
 // are computed first, then checked. CHECK_MESSAGE (like INFO) pushes a context
@@ -241,13 +241,22 @@ Fed feed(std::string_view input, std::size_t step) {
 
 // ---- over TCP ----
 
-const gort::HttpSettings kSettings{.max_header_bytes = kMaxHeader, .idle_timeout = 600s};
-const gort::HttpSettings kIdleSettings{.max_header_bytes = kMaxHeader, .idle_timeout = 20ms};
+// Limits far beyond any test's run, except the one a test is about.
+const gort::HttpSettings kSettings{
+    .max_header_bytes = kMaxHeader, .idle_timeout = 600s, .header_timeout = 600s, .write_timeout = 600s};
+const gort::HttpSettings kIdleSettings{
+    .max_header_bytes = kMaxHeader, .idle_timeout = 20ms, .header_timeout = 600s, .write_timeout = 600s};
+const gort::HttpSettings kHeadSettings{
+    .max_header_bytes = kMaxHeader, .idle_timeout = 600s, .header_timeout = 50ms, .write_timeout = 600s};
+const gort::HttpSettings kWriteSettings{
+    .max_header_bytes = kMaxHeader, .idle_timeout = 600s, .header_timeout = 600s, .write_timeout = 50ms};
 
 // The handlers are functions: accept_loop's goroutines call them by
 // reference, possibly after the loop has ended.
 void serve_http(gort::net::Conn c) { http::serve_conn(std::move(c), kSettings); }
 void serve_http_idle(gort::net::Conn c) { http::serve_conn(std::move(c), kIdleSettings); }
+void serve_http_head(gort::net::Conn c) { http::serve_conn(std::move(c), kHeadSettings); }
+void serve_http_write(gort::net::Conn c) { http::serve_conn(std::move(c), kWriteSettings); }
 
 // Server accepts on 127.0.0.1:<any port> in a goroutine until destroyed.
 // Construct and destroy it in a goroutine.
@@ -303,6 +312,9 @@ class Client {
       buf_.append(tmp, r.n);
     }
   }
+  // ask() sends request and returns the status of the next response (0 as
+  // next()), -1 if the send failed.
+  int ask(std::string_view request) { return send(request) ? next() : -1; }
   // closed() is true when the server closes the connection with nothing more to say.
   bool closed() {
     if (!buf_.empty()) return false;
@@ -317,6 +329,13 @@ class Client {
 };
 
 const std::string kGet = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+// silent_closed() is true when a connection to addr that sends nothing is
+// closed by the server without an answer.
+bool silent_closed(const std::string& addr) {
+  Client silent(addr);
+  return silent.closed();
+}
 
 }  // namespace
 
@@ -478,7 +497,7 @@ TEST_CASE("server: the table over TCP, then the connection closes or still serve
         const bool closed = client.closed();
         CHECK_MESSAGE(closed, c.name);
       } else {
-        const int again = client.send(kGet) ? client.next() : -1;
+        const int again = client.ask(kGet);
         CHECK_MESSAGE(again == 200, c.name);
       }
     }
@@ -546,7 +565,7 @@ TEST_CASE("server: a byte-by-byte sender gets its answers") {
     CHECK(sent);
     std::vector<int> got;
     for (int i = 0; i < 3; i++) got.push_back(client.next());
-    got.push_back(client.send(kGet) ? client.next() : -1);
+    got.push_back(client.ask(kGet));
     CHECK(got == std::vector<int>{405, 200, 200, 200});
   });
 }
@@ -554,17 +573,88 @@ TEST_CASE("server: a byte-by-byte sender gets its answers") {
 TEST_CASE("server: idle connections are closed") {
   gort::main([] {
     Server server(serve_http_idle);
-    Client silent(server.addr());
-    const bool silent_closed = silent.closed();
-    CHECK(silent_closed);
+    const bool silent = silent_closed(server.addr());
+    CHECK(silent);
     Client after_request(server.addr());
-    const int answer = after_request.send(kGet) ? after_request.next() : -1;
+    const int answer = after_request.ask(kGet);
     const bool after_closed = after_request.closed();
     CHECK(answer == 200);
     CHECK(after_closed);
     Client partial(server.addr());
-    const int none = partial.send("GET / HTTP/1.1\r\nHo") ? partial.next() : -1;
+    const int none = partial.ask("GET / HTTP/1.1\r\nHo");
     CHECK(none == 0);  // closed without an answer
+  });
+}
+
+TEST_CASE("server: a head trickled in a byte at a time gets 408 after header_timeout, then the close") {
+  // Slowloris: every byte comes well within the idle timeout (600 s), and the
+  // head never ends; only the head's own deadline (50 ms) can stop it.
+  gort::main([] {
+    Server server(serve_http_head);
+    Client client(server.addr());
+    std::atomic<bool> stop{false};
+    gort::WaitGroup wg;
+    wg.add(1);
+    gort::go([&] {
+      bool sent = client.send("GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ");
+      while (sent && !stop.load()) {
+        gort::sleep(1ms);
+        sent = client.send("a");
+      }
+      wg.done();
+    });
+    const int status = client.next();
+    const bool closed = client.closed();
+    stop.store(true);
+    wg.wait();
+    CHECK(status == 408);
+    CHECK(closed);
+  });
+}
+
+TEST_CASE("server: header_timeout closes a silent new connection without an answer, spares the keep-alive wait") {
+  gort::main([] {
+    Server server(serve_http_head);
+    // Nothing of a request came: closed, nothing said (as Go).
+    const bool silent = silent_closed(server.addr());
+    CHECK(silent);
+    // Between requests the idle timeout rules, not the head's: a client that
+    // waits four header timeouts before its next request is still served.
+    Client kept(server.addr());
+    const int first = kept.ask(kGet);
+    gort::sleep(200ms);
+    const int second = kept.ask(kGet);
+    CHECK(first == 200);
+    CHECK(second == 200);
+    // A next request that starts and stalls is timed from its first byte.
+    const int stalled = kept.ask("GET / HTTP/1.1\r\nHo");
+    const bool stalled_closed = kept.closed();
+    CHECK(stalled == 408);
+    CHECK(stalled_closed);
+  });
+}
+
+TEST_CASE("server: a client that pipelines and never reads is dropped after write_timeout") {
+  // The server's answers fill the client's receive buffer and its own send
+  // buffer; its write then waits, and after write_timeout (50 ms) it closes.
+  // The client's writes, stuck once the server stops reading, then fail with
+  // a reset. Its 60 s write deadline only turns a server that never lets go
+  // into a failure instead of a hang.
+  gort::main([] {
+    Server server(serve_http_write);
+    gort::Result<gort::net::Conn> c = gort::net::dial(server.addr());
+    REQUIRE(c);
+    c->set_write_deadline(gort::net::Clock::now() + 60s);
+    std::string batch;
+    while (batch.size() < 64 * 1024) batch += kGet;
+    constexpr std::size_t kCap = std::size_t{1} << 30;  // a server that never stops reading
+    gort::IoResult r;
+    for (std::size_t sent = 0; sent < kCap; sent += r.n) {
+      r = c->write_all(batch);
+      if (!r) break;
+    }
+    const bool dropped = !r && r.ec != std::errc::timed_out;
+    CHECK_MESSAGE(dropped, r.ec.message());
   });
 }
 

@@ -233,8 +233,14 @@ void Session::answer(std::string& out) {
   const ConnHeader conn = !keep ? ConnHeader::close : req_.minor == 0 ? ConnHeader::keep_alive : ConnHeader::none;
   responses_.append(out, status_, req_.method == Method::head, conn);
   closing_ = !keep;
+  answered_++;
   req_ = Request{};
   phase_ = Phase::request_line;
+}
+
+void Session::timeout(std::string& out) {
+  if (head_started()) return fail(Status::request_timeout, out);
+  closing_ = true;
 }
 
 void Session::fail(Status status, std::string& out) {

@@ -64,6 +64,15 @@ class Session {
   std::size_t feed(std::string_view in, std::string& out);
   // closing() is true once the last response was appended: send it and close.
   bool closing() const { return closing_; }
+  // answered() counts the requests answered so far, so the caller sees where one ends.
+  std::uint64_t answered() const { return answered_; }
+  // reading_head() is true while the next input belongs to a request's head.
+  bool reading_head() const { return phase_ == Phase::request_line || phase_ == Phase::headers; }
+  // head_started() is true once some byte of the head being read has come.
+  bool head_started() const { return reading_head() && (req_.head_bytes > 0 || scanned_ > 0); }
+  // timeout() ends a head that took too long: a 408 if any of it came (else
+  // nothing: the client may have opened the connection ahead of need), then close.
+  void timeout(std::string& out);
 
   // Output is sent once this much has accumulated, so that a pipelining client
   // cannot make the server buffer without bound.
@@ -108,6 +117,7 @@ class Session {
   std::size_t max_header_bytes_;
   std::size_t scanned_ = 0;  // bytes of the partial line known to hold no LF
   std::uint64_t body_left_ = 0;
+  std::uint64_t answered_ = 0;
   Phase phase_ = Phase::request_line;
   Status status_ = Status::ok;  // the answer, once the head is read
   bool closing_ = false;
@@ -117,7 +127,9 @@ class Session {
 };
 
 // serve_conn() serves HTTP/1.1 on conn until the peer closes, errs, stays idle
-// for settings.idle_timeout (0: no limit), or a response ends the connection.
+// for settings.idle_timeout, takes longer than settings.header_timeout to send
+// a head (408), does not take an answer within settings.write_timeout, or a
+// response ends the connection. A zero timeout is no limit.
 void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings);
 
 }  // namespace http

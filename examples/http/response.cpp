@@ -32,6 +32,8 @@ const Canned& canned(Status s) {
   static const Canned not_found = make("404 Not Found", "", "text/plain; charset=utf-8", "404 page not found\n");
   static const Canned not_allowed =
       make("405 Method Not Allowed", "Allow: GET, HEAD\r\n", "text/plain; charset=utf-8", "Method Not Allowed\n");
+  static const Canned timeout =
+      make("408 Request Timeout", "", "text/plain; charset=utf-8", "408 Request Timeout");
   static const Canned too_large = make("431 Request Header Fields Too Large", "", "text/plain; charset=utf-8",
                                        "431 Request Header Fields Too Large");
   static const Canned not_impl = make("501 Not Implemented", "", "text/plain; charset=utf-8", "Not Implemented\n");
@@ -41,6 +43,7 @@ const Canned& canned(Status s) {
     case Status::ok: return ok;
     case Status::not_found: return not_found;
     case Status::method_not_allowed: return not_allowed;
+    case Status::request_timeout: return timeout;
     case Status::header_too_large: return too_large;
     case Status::not_implemented: return not_impl;
     case Status::version_not_supported: return bad_version;

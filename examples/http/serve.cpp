@@ -14,6 +14,7 @@ namespace http {
 namespace {
 
 using namespace std::chrono_literals;
+using gort::net::Clock;
 
 /*
  * InBuf holds what was read and not yet consumed. The Session consumes every
@@ -87,6 +88,41 @@ void linger_close(gort::net::Conn& conn) {
   conn.close();
 }
 
+// after() is the deadline d from now; none when d is 0.
+Clock::time_point after(std::chrono::milliseconds d) {
+  return d.count() > 0 ? Clock::now() + d : Clock::time_point{};
+}
+
+/*
+ * HeadTimer holds the deadline of the head being read (http.header_timeout).
+ * The idle timeout limits each wait for input, so alone it let a client that
+ * sends a byte every few seconds keep its connection for ever (slowloris).
+ * As Go's ReadHeaderTimeout, the clock starts at the accept for the first
+ * request, and for the next ones on a kept-alive connection when their first
+ * byte is in: the wait before it is the idle timeout's business.
+ */
+class HeadTimer {
+ public:
+  explicit HeadTimer(std::chrono::milliseconds limit) : limit_(limit), deadline_(after(limit)) {}
+
+  // deadline() is when the head the Session is reading must be complete; none
+  // while it reads a body, waits for a next request's first byte, or without limit.
+  Clock::time_point deadline(const Session& s) {
+    if (limit_.count() == 0 || !s.reading_head()) return {};
+    if (s.answered() != timed_) {
+      if (!s.head_started()) return {};
+      timed_ = s.answered();
+      deadline_ = after(limit_);
+    }
+    return deadline_;
+  }
+
+ private:
+  std::chrono::milliseconds limit_;
+  Clock::time_point deadline_;
+  std::uint64_t timed_ = 0;  // answered() when the head deadline_ times began
+};
+
 }  // namespace
 
 void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings) {
@@ -97,12 +133,17 @@ void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings) {
 
   Session session(settings.max_header_bytes);
   InBuf in(settings.max_header_bytes);
+  HeadTimer head(settings.header_timeout);
   std::string out;
   out.reserve(4096);
   for (;;) {
     const std::size_t n = session.feed(in.data(), out);
     in.consume(n);
     if (!out.empty()) {
+      // A write waits only once the kernel's buffers hold megabytes of answers
+      // the client has not read; without a deadline, a client that pipelines
+      // and never reads would pin them and this goroutine for ever.
+      conn.set_write_deadline(after(settings.write_timeout));
       if (!conn.write_all(out)) return;
       out.clear();
     }
@@ -114,10 +155,18 @@ void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings) {
     // checked because a zero-byte read would spin.
     if (space.empty()) return;
     // The idle timeout is a limit on each wait for input: a client that sends
-    // nothing for that long, between requests or inside one, is dropped.
-    if (settings.idle_timeout.count() > 0) conn.set_read_deadline(gort::net::Clock::now() + settings.idle_timeout);
+    // nothing for that long, between requests or inside one, is dropped
+    // without an answer. The head's deadline, when it comes first, earns a 408.
+    const Clock::time_point idle = after(settings.idle_timeout);
+    const Clock::time_point head_end = head.deadline(session);
+    const bool head_first = head_end != Clock::time_point{} && (idle == Clock::time_point{} || head_end <= idle);
+    conn.set_read_deadline(head_first ? head_end : idle);
     const gort::IoResult r = conn.read(space);
-    if (!r) return;
+    if (!r) {
+      if (!head_first || r.ec != std::errc::timed_out) return;
+      session.timeout(out);
+      continue;  // to send the 408, if any, and close
+    }
     in.commit(r.n);
   }
 }

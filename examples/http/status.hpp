@@ -11,6 +11,7 @@ enum class Status : std::uint16_t {
   bad_request = 400,            // malformed request line, headers or body framing
   not_found = 404,              // any other path
   method_not_allowed = 405,     // a known method other than GET and HEAD
+  request_timeout = 408,        // the head took longer than http.header_timeout
   header_too_large = 431,       // request line + headers over http.max_header_bytes
   not_implemented = 501,        // an unknown method or Transfer-Encoding
   version_not_supported = 505,  // HTTP/2.0 and the like on an HTTP/1 connection

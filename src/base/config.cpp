@@ -74,6 +74,10 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) { c.http_max_header_bytes = std::size_t(v); }},
       {"http.idle_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
        [](Config& c, std::int64_t v, const std::string&) { c.http_idle_timeout_ms = v; }},
+      {"http.header_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
+       [](Config& c, std::int64_t v, const std::string&) { c.http_header_timeout_ms = v; }},
+      {"http.write_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
+       [](Config& c, std::int64_t v, const std::string&) { c.http_write_timeout_ms = v; }},
   };
   return k;
 }

@@ -43,6 +43,8 @@ struct Config {
   bool io_multishot_accept = false;     // io.multishot_accept
   std::size_t http_max_header_bytes = 1 << 20;  // http.max_header_bytes
   std::int64_t http_idle_timeout_ms = 60'000;   // http.idle_timeout
+  std::int64_t http_header_timeout_ms = 10'000; // http.header_timeout
+  std::int64_t http_write_timeout_ms = 30'000;  // http.write_timeout
 };
 
 class ConfigError : public std::runtime_error {
