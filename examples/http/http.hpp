@@ -132,4 +132,8 @@ class Session {
 // response ends the connection. A zero timeout is no limit.
 void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings);
 
+// input_buffer_bytes() is what the input buffers of the connections being
+// served hold, in bytes: what idle connections cost beyond their sockets.
+std::size_t input_buffer_bytes();
+
 }  // namespace http

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -16,16 +17,27 @@ namespace {
 using namespace std::chrono_literals;
 using gort::net::Clock;
 
+// The bytes all InBufs hold (input_buffer_bytes()).
+std::atomic<std::size_t> in_bytes{0};
+
 /*
  * InBuf holds what was read and not yet consumed. The Session consumes every
  * complete line and all body bytes, so between reads it holds at most one
  * partial line: 8 KiB covers any ordinary request, and a longer line doubles
  * the buffer up to max_header_bytes, where the Session refuses it with 431.
+ * Once that request is over the buffer goes back to 8 KiB (shrink()): else one
+ * big head would pin up to max_header_bytes for the connection's life, 1 MiB
+ * per idle keep-alive connection by default.
  */
 class InBuf {
  public:
   explicit InBuf(std::size_t max_header_bytes)
-      : cap_(kInitial), limit_(std::max(kInitial, max_header_bytes)), buf_(std::make_unique_for_overwrite<char[]>(cap_)) {}
+      : cap_(kInitial), limit_(std::max(kInitial, max_header_bytes)), buf_(std::make_unique_for_overwrite<char[]>(cap_)) {
+    in_bytes.fetch_add(cap_, std::memory_order_relaxed);
+  }
+  InBuf(const InBuf&) = delete;
+  InBuf& operator=(const InBuf&) = delete;
+  ~InBuf() { in_bytes.fetch_sub(cap_, std::memory_order_relaxed); }
 
   // data() is the unconsumed input.
   std::string_view data() const { return {buf_.get() + begin_, end_ - begin_}; }
@@ -43,19 +55,30 @@ class InBuf {
       end_ -= begin_;
       begin_ = 0;
     }
-    if (end_ == cap_ && cap_ < limit_) {
-      const std::size_t cap = std::min(cap_ * 2, limit_);
-      auto grown = std::make_unique_for_overwrite<char[]>(cap);
-      std::memcpy(grown.get(), buf_.get(), end_);
-      buf_ = std::move(grown);
-      cap_ = cap;
-    }
+    if (end_ == cap_ && cap_ < limit_) resize(std::min(cap_ * 2, limit_));
     return {buf_.get() + end_, cap_ - end_};
   }
   // commit() appends the n bytes just read into space().
   void commit(std::size_t n) { end_ += n; }
+  // shrink() returns a grown buffer to its initial size, keeping the data (the
+  // start of a pipelined request) unless that needs more room.
+  void shrink() {
+    if (cap_ > kInitial && end_ - begin_ <= kInitial) resize(kInitial);
+  }
 
  private:
+  // resize() moves the data to the front of a new buffer of cap bytes.
+  void resize(std::size_t cap) {
+    auto fresh = std::make_unique_for_overwrite<char[]>(cap);
+    std::memcpy(fresh.get(), buf_.get() + begin_, end_ - begin_);
+    buf_ = std::move(fresh);
+    in_bytes.fetch_add(cap, std::memory_order_relaxed);
+    in_bytes.fetch_sub(cap_, std::memory_order_relaxed);
+    cap_ = cap;
+    end_ -= begin_;
+    begin_ = 0;
+  }
+
   static constexpr std::size_t kInitial = 8 * 1024;
   static constexpr std::size_t kMinRead = 1024;  // compact rather than read less than this
   std::size_t cap_;
@@ -125,6 +148,8 @@ class HeadTimer {
 
 }  // namespace
 
+std::size_t input_buffer_bytes() { return in_bytes.load(std::memory_order_relaxed); }
+
 void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings) {
   // Answers are small and each is written once: Nagle's algorithm would only
   // hold one back waiting for an ACK of the previous one.
@@ -137,8 +162,10 @@ void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings) {
   std::string out;
   out.reserve(4096);
   for (;;) {
+    const std::uint64_t answered = session.answered();
     const std::size_t n = session.feed(in.data(), out);
     in.consume(n);
+    if (session.answered() != answered) in.shrink();
     if (!out.empty()) {
       // A write waits only once the kernel's buffers hold megabytes of answers
       // the client has not read; without a deadline, a client that pipelines
