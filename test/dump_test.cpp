@@ -18,8 +18,8 @@
 using namespace std::chrono_literals;
 using gort::rt::G;
 
-// Outside the anonymous namespace, never inlined, and calling without a tail
-// call, so that backtraces name them.
+// Never inlined, and calling without a tail call, so that backtraces show
+// their frames.
 __attribute__((noinline)) void gort_test_dump_sleeper() {
   gort::sleep(1h);
   asm volatile("");

@@ -4,12 +4,13 @@
 // async-signal-safe: it reads the table that symtab_init() published and the
 // files that it mapped, and nothing else. The work that needs allocation or
 // files is done once at start-up: mapping each object's file (its pages come
-// in only when read), copying the function symbols into an array sorted by
-// address, and an index of address ranges -> line program, taken from
+// in only when read), copying the function symbols of .symtab into an array
+// sorted by address (a stripped object's dynamic symbols are searched where
+// they lie), and an index of address ranges -> line program, taken from
 // .debug_aranges (a few KiB: each compilation unit's ranges and its
 // .debug_info entry, whose DW_AT_stmt_list names its line program). A lookup
 // is then two binary searches, a read of the unit's first entry, and the run
-// of its line program.
+// of its line program (tens of microseconds).
 //
 // Running every line program at start-up instead would give exact sequences,
 // but costs about 3 ms per MiB of .debug_line (measured on a test binary), and
