@@ -10,7 +10,9 @@
 // .debug_aranges (a few KiB: each compilation unit's ranges and its
 // .debug_info entry, whose DW_AT_stmt_list names its line program). A lookup
 // is then two binary searches, a read of the unit's first entry, and the run
-// of its line program (tens of microseconds).
+// of its line program: 75 us on average over a test binary's functions, up to
+// about 1 ms in its largest unit (160 KiB of line program), measured on a
+// loaded machine.
 //
 // Running every line program at start-up instead would give exact sequences,
 // but costs about 3 ms per MiB of .debug_line (measured on a test binary), and
