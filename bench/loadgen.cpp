@@ -9,7 +9,6 @@
  * write of a 64-byte message into an empty send buffer cannot happen. */
 #include "loadgen.hpp"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -23,6 +22,8 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+
+#include "sys.hpp"
 
 namespace gort::bench {
 
@@ -65,22 +66,12 @@ double LatencyHistogram::percentile_ns(double q) const {
 
 namespace {
 
-// now_ns() is CLOCK_MONOTONIC in nanoseconds (vDSO: no system call).
-std::uint64_t now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 // thread_cpu_s() is the calling thread's CPU time (user + system) in seconds.
 double thread_cpu_s() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
-
-// errno_text() is "what: strerror(errno)".
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
 // One client connection: its socket, the reply bytes received so far, and when the request went out.
 struct Conn {
@@ -177,10 +168,7 @@ class LoadRun {
 std::string LoadRun::connect_all(std::uint64_t deadline_ns) {
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0) return errno_text("epoll_create1");
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(cfg_.port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const sockaddr_in sa = loopback(cfg_.port);
   for (std::size_t i = 0; i < conns_.size(); ++i) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return errno_text("socket");

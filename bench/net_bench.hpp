@@ -26,7 +26,9 @@ struct NetBenchArgs {
 
 /* run_net_bench() measures every server and prints `name value` lines and
  * `#` comments; self is this executable's path (the default programs are
- * found relative to it). 0 when every row that could run ran. */
+ * found relative to it). 0 when every row that could run ran, 2 when a CPU
+ * is not available. Pre: called from the main thread, once at a time (it pins
+ * the calling thread and owns SIGINT, SIGTERM and SIGHUP while it runs). */
 int run_net_bench(const NetBenchArgs& args, const std::string& self);
 
 }  // namespace gort::bench

@@ -31,6 +31,7 @@
 #include "gort/gort.hpp"
 #include "measure.hpp"
 #include "sched_floor.hpp"
+#include "sys.hpp"
 
 namespace gort::bench {
 namespace {
@@ -156,8 +157,6 @@ bool run_child(const std::string& cmd, Results& out) {
   return st == 0;
 }
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
-
 }  // namespace
 
 int run_sched_part(const SchedPartArgs& a) {
@@ -183,14 +182,14 @@ int run_sched_part(const SchedPartArgs& a) {
 int run_sched_bench(const SchedBenchArgs& a, const std::string& self) {
   const std::string flags = " --runs " + std::to_string(a.runs) + (a.quick ? " --quick" : "");
   Results ours, go;
-  bool ok = run_child("GORTMAXPROCS=1 " + quoted(self) + " sched-part --part p1" + flags, ours);
-  ok = run_child("GORTMAXPROCS=2 " + quoted(self) + " sched-part --part p2" + flags, ours) && ok;
-  ok = run_child("GORTMAXPROCS=2 " + quoted(self) + " sched-part --part rss" + flags, ours) && ok;
+  bool ok = run_child("GORTMAXPROCS=1 " + shell_quoted(self) + " sched-part --part p1" + flags, ours);
+  ok = run_child("GORTMAXPROCS=2 " + shell_quoted(self) + " sched-part --part p2" + flags, ours) && ok;
+  ok = run_child("GORTMAXPROCS=2 " + shell_quoted(self) + " sched-part --part rss" + flags, ours) && ok;
 
   std::string peer = a.go_peer;
   if (peer.empty()) peer = self.substr(0, self.rfind('/') + 1) + "peers/go/sched";
-  if (access(peer.c_str(), X_OK) == 0) {
-    ok = run_child(quoted(peer) + " -runs " + std::to_string(a.runs) + (a.quick ? " -quick" : ""), go) && ok;
+  if (executable(peer)) {
+    ok = run_child(shell_quoted(peer) + " -runs " + std::to_string(a.runs) + (a.quick ? " -quick" : ""), go) && ok;
   } else {
     std::printf("# Go peer not found at %s (built by `make run` when golang-go is installed): no ratios\n",
                 peer.c_str());
