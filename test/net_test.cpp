@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "child.hpp"
@@ -117,6 +119,21 @@ TEST_CASE("parse_addr: IPv4, bracketed IPv6, :port, names; malformed ones are er
       if (!a && std::string(bad) != "[::1:80") CHECK(a.error() == gort::Errc::bad_address);
     }
   });
+}
+
+TEST_CASE("a const Result<T> reads its value through operator*, operator-> and value(), and throws without one") {
+  const gort::Result<std::string> ok(std::string("addr"));
+  const gort::Result<std::string> bad(gort::Errc::bad_address);
+  static_assert(std::is_same_v<decltype(*ok), const std::string&>);
+  static_assert(std::is_same_v<decltype(ok.value()), const std::string&>);
+  static_assert(std::is_same_v<decltype(ok.operator->()), const std::string*>);
+  CHECK(*ok == "addr");
+  CHECK(ok->size() == 4);
+  CHECK(ok.value() == "addr");
+  CHECK_THROWS_AS((void)bad.value(), std::system_error);
+  CHECK_THROWS_AS((void)bad->size(), std::system_error);
+  const gort::Result<net::Addr> a = net::parse_addr("127.0.0.1:8080");
+  CHECK(a->port() == 8080);
 }
 
 TEST_CASE("echo round trips over many concurrent connections, each on its own goroutine") {

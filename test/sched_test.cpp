@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +49,17 @@ TEST_CASE("gort::main runs fn as a goroutine and returns 0") {
   CHECK(rc == 0);
   CHECK(id > 0);
   CHECK(gort::goid() == 0);  // the caller is not a goroutine
+}
+
+TEST_CASE("gort::main takes a move-only callable, as gort::go does") {
+  auto owned = std::make_unique<int>(7);
+  int seen = 0;
+  auto fn = [p = std::move(owned), &seen] { seen = *p; };  // not copyable: no std::function holds it
+  static_assert(!std::is_copy_constructible_v<decltype(fn)>);
+  CHECK(gort::main(std::move(fn)) == 0);
+  CHECK(seen == 7);
+  CHECK(gort::main([p = std::make_unique<int>(8), &seen] { seen = *p; }) == 0);
+  CHECK(seen == 8);
 }
 
 TEST_CASE("spawned goroutines all run") {

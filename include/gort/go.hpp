@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <new>
 #include <string_view>
 #include <type_traits>
@@ -49,7 +49,9 @@ struct GoFnFor {
   static constexpr GoFn heap_ops{invoke, destroy_heap, true};
 };
 
-int run_main(std::function<void()> fn, const Options& opts);
+// run_main() runs invoke(fn) as goroutine 1 and returns once it returned; fn
+// stays the caller's (it outlives the call), so it is never copied or moved.
+int run_main(void (*invoke)(void* fn), void* fn, const Options& opts);
 void sleep_ns(std::int64_t ns);
 void entersyscall();
 void exitsyscall();
@@ -86,10 +88,14 @@ void go(F&& fn) {
 // main() starts the runtime with opts, runs fn as goroutine 1 and returns 0 when
 // fn returns. Other goroutines are abandoned, as in Go. A configuration error
 // exits with status 2. It may be called again after it returned (the runtime
-// stays up); not concurrently.
+// stays up); not concurrently. fn may be any callable taking no arguments,
+// move-only or not movable at all: it is called where it is.
 template <class F>
 int main(F&& fn, const Options& opts = {}) {
-  return detail::run_main(std::function<void()>(std::forward<F>(fn)), opts);
+  using Fn = std::remove_reference_t<F>;
+  static_assert(std::is_invocable_v<Fn&>, "gort::main needs a callable taking no arguments");
+  return detail::run_main([](void* p) { (*static_cast<Fn*>(p))(); },
+                          const_cast<void*>(static_cast<const void*>(std::addressof(fn))), opts);
 }
 
 // yield() lets other goroutines run, as runtime.Gosched.

@@ -53,9 +53,21 @@ class Result {
     if (!v_) throw std::system_error(ec_);
     return std::move(*v_);
   }
+  // value() of a const Result: the T, read-only; throws as above.
+  const T& value() const& {
+    if (!v_) throw std::system_error(ec_);
+    return *v_;
+  }
+  // operator*() is value().
   T& operator*() & { return value(); }
+  // operator*() of an rvalue moves the T out, as value() &&.
   T&& operator*() && { return std::move(*this).value(); }
+  // operator*() of a const Result is value() const&.
+  const T& operator*() const& { return value(); }
+  // operator->() reaches the T's members; throws as value().
   T* operator->() { return &value(); }
+  // operator->() of a const Result, read-only.
+  const T* operator->() const { return &value(); }
 
  private:
   std::optional<T> v_;

@@ -48,7 +48,7 @@ namespace gort::detail {
 
 using namespace gort::rt;
 
-int run_main(std::function<void()> fn, const Options& opts) {
+int run_main(void (*invoke)(void* fn), void* fn, const Options& opts) {
   static std::mutex mu;  // one gort::main at a time
   std::lock_guard lk(mu);
   if (!runtime_initialized()) {
@@ -58,9 +58,9 @@ int run_main(std::function<void()> fn, const Options& opts) {
   }
   schedinit();
   Note done;
-  go([&fn, &done] {
+  go([invoke, fn, &done] {
     sched.main_goid.store(gort::goid(), std::memory_order_relaxed);
-    fn();
+    invoke(fn);
     done.wakeup();
   });
   done.sleep();
