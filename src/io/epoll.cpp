@@ -21,15 +21,14 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <system_error>
 
 #include "io/io.hpp"
 #include "io/poll.hpp"
-#include "sched/lock.hpp"
-#include "sched/runtime.hpp"
-#include "sched/time.hpp"
+#include "sched/sched_io.hpp"
 
 namespace gort::rt {
 
@@ -49,8 +48,8 @@ struct EpollP {
 
 // The deadline timers: wake the goroutine without readiness; it then sees the
 // deadline has passed.
-void rtimeout(void* arg) { netpollunblock(static_cast<PollDesc*>(arg)->rg, false); }
-void wtimeout(void* arg) { netpollunblock(static_cast<PollDesc*>(arg)->wg, false); }
+void rtimeout(void* arg) { netpollwake(static_cast<PollDesc*>(arg)->rg, false); }
+void wtimeout(void* arg) { netpollwake(static_cast<PollDesc*>(arg)->wg, false); }
 
 class Epoll final : public Backend {
  public:
@@ -68,18 +67,21 @@ class Epoll final : public Backend {
     p->poller = e;
   }
 
-  int netpoll(P*) override {
-    if (nwait_.load(std::memory_order_relaxed) == 0) return 0;
+  void netpoll(P*, GList& ready, int max) override {
+    if (nwait_.load(std::memory_order_relaxed) == 0) return;
+    // Each event readies at most two goroutines (a reader and a writer).
     epoll_event evs[128];
-    const int n = ::epoll_wait(epfd_, evs, 128, 0);
-    int readied = 0;
+    const int n = ::epoll_wait(epfd_, evs, std::clamp(max / 2, 1, 128), 0);
     for (int i = 0; i < n; i++) {
       auto* pd = static_cast<PollDesc*>(evs[i].data.ptr);
       const std::uint32_t ev = evs[i].events;
-      if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) readied += netpollunblock(pd->rg, true);
-      if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) readied += netpollunblock(pd->wg, true);
+      if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+        if (G* gp = netpollunblock(pd->rg, true)) ready.push(gp);
+      }
+      if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
+        if (G* gp = netpollunblock(pd->wg, true)) ready.push(gp);
+      }
     }
-    return readied;
   }
 
   void flush(P*) override {}
@@ -160,8 +162,8 @@ class Epoll final : public Backend {
 
   void unblock(net::FdState& fd) override {
     if (fd.pd == nullptr) return;
-    netpollunblock(fd.pd->rg, false);
-    netpollunblock(fd.pd->wg, false);
+    netpollwake(fd.pd->rg, false);
+    netpollwake(fd.pd->wg, false);
   }
 
   int socket_flags() const override { return SOCK_NONBLOCK; }

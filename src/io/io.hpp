@@ -14,6 +14,7 @@
 namespace gort::rt {
 
 struct P;
+struct GList;
 
 enum class OpKind : std::uint8_t { read, write, recv, send, accept, connect, fsync };
 
@@ -41,7 +42,7 @@ class Backend {
   virtual std::string_view name() const = 0;
   // init_p() sets up p's poller. Throws std::system_error when it cannot.
   virtual void init_p(P* p) = 0;
-  virtual int netpoll(P* p) = 0;
+  virtual void netpoll(P* p, GList& ready, int max) = 0;
   virtual void flush(P* p) = 0;
   virtual void wait(P* p, std::int64_t until) = 0;
   virtual void wake(P* p) = 0;

@@ -16,7 +16,7 @@
 #include "base/log.hpp"
 #include "gort/go.hpp"
 #include "io/io.hpp"
-#include "sched/lock.hpp"
+#include "sched/sched_io.hpp"
 
 namespace gort {
 

@@ -17,9 +17,7 @@
 #include "base/print.hpp"
 #include "init.hpp"
 #include "io/io.hpp"
-#include "sched/lock.hpp"
-#include "sched/proc.hpp"
-#include "sched/runtime.hpp"
+#include "sched/sched_io.hpp"
 
 namespace gort::rt {
 
@@ -52,8 +50,7 @@ void netpollinit() {
       // mapped, unused: a one-off cost at start-up.
       for (P* p : sched.allp) {
         p->poller = nullptr;
-        p->io_ktail = p->io_khead = p->io_ksqflags = nullptr;
-        p->io_unsubmitted = 0;
+        p->io = PollHint{};
       }
     }
   }
@@ -69,13 +66,12 @@ void netpollinit() {
   log()->debug("io backend: {}", be->name());
 }
 
-int netpoll(P* p) { return be->netpoll(p); }
+void netpoll(P* p, GList& ready, int max) { be->netpoll(p, ready, max); }
 void netpollflush(P* p) { be->flush(p); }
 void netpollwait(P* p, std::int64_t until) { be->wait(p, until); }
 void netpollbreak(P* p) { be->wake(p); }
 bool netpollpending(P* p) { return be->pending(p); }
 
-void netpollready(G* gp) { goready(gp); }
 
 const char* io_backend_name() { return backend().name().data(); }
 
@@ -104,17 +100,20 @@ bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason, bool (*o
   return gpp.exchange(0, std::memory_order_acq_rel) == kReady;
 }
 
-bool netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready) {
+G* netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready) {
   std::uintptr_t old = gpp.load(std::memory_order_acquire);
   for (;;) {
-    if (old == kReady) return false;
-    if (old == 0 && !ioready) return false;
+    if (old == kReady) return nullptr;
+    if (old == 0 && !ioready) return nullptr;
     const std::uintptr_t nv = ioready ? kReady : 0;
     if (gpp.compare_exchange_weak(old, nv, std::memory_order_acq_rel)) break;
   }
-  if (old <= kWait) return false;  // nobody parked: a parking goroutine resumes by itself
-  netpollready(reinterpret_cast<G*>(old));
-  return true;
+  if (old <= kWait) return nullptr;  // nobody parked: a parking goroutine resumes by itself
+  return reinterpret_cast<G*>(old);
+}
+
+void netpollwake(std::atomic<std::uintptr_t>& gpp, bool ioready) {
+  if (G* gp = netpollunblock(gpp, ioready)) goready(gp);
 }
 
 long io_op(net::FdState& fd, const OpArgs& a, std::int64_t deadline) {

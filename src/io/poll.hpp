@@ -26,13 +26,18 @@ namespace gort::rt {
 
 struct P;
 struct G;
+struct GList;
 
 // netpollinit() picks the backend (conf io.backend) and gives every P a poller.
 // Called once by schedinit, after the Ps exist.
 void netpollinit();
-// netpoll() makes runnable, on p, every goroutine whose I/O completed; returns
-// how many. Never blocks. Precondition: the caller holds p.
-int netpoll(P* p);
+// netpoll() reaps up to max completions or events of p's poller and appends
+// to ready the goroutines they concern, in completion order (Go's netpoll
+// returning a gList). A goroutine whose operation completed while it was still
+// switching away is listed too: injectglist sees it is not parked, and its
+// park's unlockf sees the completion. The rest wait in the poller for the next
+// look. Never blocks. Precondition: the caller holds p.
+void netpoll(P* p, GList& ready, int max);
 // netpollflush() submits the operations queued on p's ring. Caller holds p.
 void netpollflush(P* p);
 // netpollwait() submits what p queued and sleeps until p's poller has a
@@ -63,13 +68,15 @@ constexpr std::uintptr_t kWait = 2;
 // give up at once (the descriptor is closing).
 bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason, bool (*onwait)(void*) = nullptr,
                   void* arg = nullptr);
-// netpollunblock() sets gpp to kReady (ioready) or 0 and readies the
-// goroutine parked on it; true if there was one. After its CAS it no longer
-// touches gpp, which may live on the woken goroutine's stack.
-bool netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready);
+// netpollunblock() sets gpp to kReady (ioready) or 0 and returns the goroutine
+// that was parked on it, for the caller to make runnable (netpoll lists it,
+// netpollwake readies it), or nullptr. After its CAS it no longer touches
+// gpp, which may live on the woken goroutine's stack.
+G* netpollunblock(std::atomic<std::uintptr_t>& gpp, bool ioready);
+// netpollwake() is netpollunblock outside netpoll (a deadline, a close):
+// the goroutine parked on gpp, if any, is readied at once (goready).
+void netpollwake(std::atomic<std::uintptr_t>& gpp, bool ioready);
 // io_backend_name() is "io_uring" or "epoll" (the runtime's backend).
 const char* io_backend_name();
-// netpollready() readies gp after its I/O completed: runnable on the caller's P.
-void netpollready(G* gp);
 
 }  // namespace gort::rt

@@ -36,9 +36,7 @@
 #include "init.hpp"
 #include "io/io.hpp"
 #include "io/poll.hpp"
-#include "sched/proc.hpp"
-#include "sched/runtime.hpp"
-#include "sched/time.hpp"
+#include "sched/sched_io.hpp"
 
 namespace gort::rt {
 
@@ -67,6 +65,8 @@ struct UringP {
   io_uring_buf_ring* br = nullptr;  // null when io.recv_bufring is off
   std::byte* bufs = nullptr;
 };
+
+static_assert(kSqTaskrun == IORING_SQ_TASKRUN, "pollhint.hpp restates liburing's flag");
 
 }  // namespace
 
@@ -152,29 +152,28 @@ class Uring final : public Backend {
     if (u->efd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     if (c.io_recv_bufring) setup_bufring(u);
     p->poller = u;
-    p->io_ktail = u->ring.cq.ktail;
-    p->io_khead = u->ring.cq.khead;
-    if (c.io_coop_taskrun) p->io_ksqflags = u->ring.sq.kflags;
+    p->io.cqtail = u->ring.cq.ktail;
+    p->io.cqhead = u->ring.cq.khead;
+    if (c.io_coop_taskrun) p->io.sqflags = u->ring.sq.kflags;
     arm_wake(p);
     flush(p);
   }
 
-  int netpoll(P* p) override {
+  void netpoll(P* p, GList& ready, int max) override {
     UringP* u = up(p);
     unsigned head;
     unsigned seen = 0;
-    int n = 0;
-    // Reap no more than the run queue holds: the rest wait in the CQ, in
-    // completion order, for the next switch. Overflowing into the global queue
-    // instead starved them (drained one per 61 ticks while this P stays busy:
-    // 136 ms p99 at 1,000 echo connections).
-    const int room = runqroom(p);
-    if (p->io_ksqflags != nullptr && (IO_URING_READ_ONCE(*p->io_ksqflags) & IORING_SQ_TASKRUN) != 0) {
+    const int start = ready.n;
+    // No more than max (the scheduler passes its run queue's room): the rest
+    // wait in the CQ, in completion order, for the next look. Overflowing into
+    // the global queue instead starved them (drained one per 61 ticks while
+    // this P stays busy: 136 ms p99 at 1,000 echo connections).
+    if (p->io.sqflags != nullptr && (IO_URING_READ_ONCE(*p->io.sqflags) & IORING_SQ_TASKRUN) != 0) {
       io_uring_get_events(&u->ring);  // run the task work that posts the completions
     }
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe) {
-      if (n >= room) break;
+      if (ready.n - start >= max) break;
       seen++;
       const std::uint64_t ud = cqe->user_data;
       if (ud == kIgnore) continue;
@@ -183,26 +182,17 @@ class Uring final : public Backend {
         continue;
       }
       if ((ud & kAcceptTag) != 0) {
-        n += accept_complete(p, reinterpret_cast<AcceptQ*>(ud & ~kAcceptTag), cqe);
+        accept_complete(p, reinterpret_cast<AcceptQ*>(ud & ~kAcceptTag), cqe, ready);
         continue;
       }
       auto* op = reinterpret_cast<UringOp*>(ud);
       op->res = cqe->res;
       if ((cqe->flags & IORING_CQE_F_BUFFER) != 0) take_buffer(u, op, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
       op->done = true;
-      p->io_inflight--;
-      // Not parked yet (it is still switching away on this M): its unlockf
-      // sees done and resumes it.
-      G* gp = op->g;
-      Gstatus w = Gstatus::waiting;
-      if (gp->status.compare_exchange_strong(w, Gstatus::runnable, std::memory_order_acq_rel)) {
-        runqput(p, gp, false);
-        n++;
-      }
+      p->io.inflight--;
+      ready.push(op->g);
     }
     io_uring_cq_advance(&u->ring, seen);
-    if (n > 1) wakep();  // more than this P will run soon: let an idle one steal
-    return n;
   }
 
   void flush(P* p) override {
@@ -212,12 +202,12 @@ class Uring final : public Backend {
       if (r >= 0 || r == -EINTR) break;
       if (r == -EBUSY || r == -EAGAIN) {
         // The CQ is backed up (or the kernel is short of memory): reap and retry.
-        netpoll(p);
+        netpollinject(p);
         continue;
       }
       io_fatal("io_uring_enter (submit)", -r);
     }
-    p->io_unsubmitted = 0;
+    p->io.unsubmitted = 0;
   }
 
   void wait(P* p, std::int64_t until) override {
@@ -235,10 +225,10 @@ class Uring final : public Backend {
     // as its owner. -ETIME, -EINTR: back to findrunnable, which looks again.
     io_uring_cqe* cqe = nullptr;
     io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, until != 0 ? &ts : nullptr, nullptr);
-    p->io_unsubmitted = 0;
+    p->io.unsubmitted = 0;
   }
 
-  bool pending(P* p) const override { return p->io_inflight != 0; }
+  bool pending(P* p) const override { return p->io.inflight != 0; }
 
   void wake(P* p) override {
     const std::uint64_t one = 1;
@@ -293,8 +283,8 @@ class Uring final : public Backend {
       sqe->buf_group = 0;
     }
     io_uring_sqe_set_data(sqe, &op);
-    p->io_inflight++;
-    if (++p->io_unsubmitted >= kSubmitBatch) flush(p);
+    p->io.inflight++;
+    if (++p->io.unsubmitted >= kSubmitBatch) flush(p);
     if (deadline != 0) {
       op.deadline.when = deadline;
       op.deadline.f = cancel_op;
@@ -369,8 +359,8 @@ class Uring final : public Backend {
         io_uring_sqe* sqe = get_sqe(p);
         io_uring_prep_multishot_accept(sqe, fd.fd, nullptr, nullptr, SOCK_CLOEXEC);
         io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(q) | kAcceptTag);
-        p->io_inflight++;
-        if (++p->io_unsubmitted >= kSubmitBatch) flush(p);
+        p->io.inflight++;
+        if (++p->io.unsubmitted >= kSubmitBatch) flush(p);
         continue;
       }
       // Park on a wake word, without holding q->lock: this switch may reap
@@ -383,9 +373,9 @@ class Uring final : public Backend {
   }
 
   // accept_complete() files one completion of q's multishot accept (run by
-  // the P's owner in netpoll) and readies the accepters it concerns: one per
-  // new descriptor, all when the multishot ended. Returns how many.
-  static int accept_complete(P* p, AcceptQ* q, const io_uring_cqe* cqe) {
+  // the P's owner in netpoll) and lists in ready the accepters it concerns:
+  // one per new descriptor, all when the multishot ended.
+  static void accept_complete(P* p, AcceptQ* q, const io_uring_cqe* cqe, GList& ready) {
     const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     q->lock.lock();
     if (cqe->res >= 0) {
@@ -400,7 +390,7 @@ class Uring final : public Backend {
     std::size_t wake = cqe->res >= 0 ? 1 : 0;
     if (!more) {
       q->armed = false;
-      p->io_inflight--;
+      p->io.inflight--;
       wake = q->waiters.size();  // they look again: take the error, or re-arm
     }
     std::atomic<std::uintptr_t>* ws[64];
@@ -411,10 +401,10 @@ class Uring final : public Backend {
     }
     const bool free = !more && q->dead;
     q->lock.unlock();
-    int readied = 0;
-    for (std::size_t i = 0; i < n; i++) readied += netpollunblock(*ws[i], true);
+    for (std::size_t i = 0; i < n; i++) {
+      if (G* gp = netpollunblock(*ws[i], true)) ready.push(gp);
+    }
     if (free) acceptq_free(q);
-    return readied;
   }
 
   // get_sqe() returns a free SQE of p's ring. Ring full: submit and retry,
@@ -436,7 +426,7 @@ class Uring final : public Backend {
     io_uring_sqe* sqe = get_sqe(p);
     io_uring_prep_read(sqe, u->efd, &u->efdbuf, sizeof u->efdbuf, 0);
     io_uring_sqe_set_data64(sqe, kWake);
-    p->io_unsubmitted++;
+    p->io.unsubmitted++;
   }
 
   // cancel_op() is a deadline timer's function, run by the M holding the
@@ -450,7 +440,7 @@ class Uring final : public Backend {
     io_uring_sqe* sqe = self->get_sqe(p);
     io_uring_prep_cancel(sqe, op, 0);
     io_uring_sqe_set_data64(sqe, kIgnore);
-    p->io_unsubmitted++;
+    p->io.unsubmitted++;
     self->flush(p);
   }
 

@@ -545,7 +545,7 @@ void stopm() { stopm_until(0); }
 void handoffp(P* p) {
   // I/O in flight on p's ring counts as work: only p's M reaps it (poll.hpp rule 1).
   if (!runqempty(p) || sched.runqsize.load(std::memory_order_relaxed) > 0 ||
-      p->timer0when.load(std::memory_order_relaxed) != 0 || p->io_inflight != 0) {
+      p->timer0when.load(std::memory_order_relaxed) != 0 || p->io.inflight != 0) {
     startm(p, false);
     return;
   }
@@ -568,6 +568,44 @@ void resetspinning(M* m) {
   // The last spinning M found work: start another so stealing goes on.
   if (sched.nmspinning.fetch_sub(1, std::memory_order_relaxed) == 1) wakep();
 }
+
+// ---- I/O (the door: sched_io.hpp) ----
+
+// injectglist() makes the goroutines of l, which netpoll listed, runnable on
+// p, the caller's (Go's injectglist): each parked one is queued at p's tail,
+// behind what already waits. One still switching away on this M (its I/O
+// completed before it was off its stack) is not parked: it is skipped, and
+// its park's unlockf sees the completion and resumes it. The status CAS is the
+// only place completions make a goroutine runnable. When more than one was
+// queued, an idle P is woken to steal. Returns how many were queued.
+int injectglist(P* p, GList& l) {
+  int n = 0;
+  for (G* gp = l.head; gp != nullptr;) {
+    G* next = gp->schedlink;
+    Gstatus w = Gstatus::waiting;
+    if (gp->status.compare_exchange_strong(w, Gstatus::runnable, std::memory_order_acq_rel)) {
+      runqput(p, gp, false);
+      n++;
+    }
+    gp = next;
+  }
+  l = GList{};
+  if (n > 1) wakep();
+  return n;
+}
+
+}  // namespace
+
+// netpollinject() (sched_io.hpp) reaps no more completions than p's ring has
+// room for, so none overflow to the global queue (where they would wait for
+// every 61st tick while p stays busy).
+int netpollinject(P* p) {
+  GList l;
+  netpoll(p, l, runqroom(p));
+  return injectglist(p, l);
+}
+
+namespace {
 
 // ---- Gs ----
 
@@ -785,7 +823,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
   const bool direct = a == After::ready || a == After::park || a == After::parkunlock || a == After::exit;
   if (direct && p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks != 0) {
     // Completed I/O first: its goroutines queue behind the ones already waiting.
-    if (io_due(p)) netpoll(p);
+    if (p->io.due()) netpollinject(p);
     next = runqget(p);
     // Local queue empty but work queued globally: take a share of it now, as
     // Go's Gosched does by going through the global queue.
@@ -824,7 +862,7 @@ void switch_away(G* gp, After a, bool (*unlockf)(G*, void*) = nullptr, void* arg
     return;
   }
   G* next;
-  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || io_due(p) ||
+  if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 || p->io.due() ||
       (next = runqget(p)) == nullptr) [[unlikely]] {
     switch_away(gp, a, unlockf, arg);
     return;
@@ -887,10 +925,10 @@ top:
   // I/O: submit what goroutines queued, then reap (a syscall on epoll: only
   // when nothing else is queued here, or on the 61st tick).
   if (p->poller != nullptr) {
-    if (p->io_unsubmitted != 0) netpollflush(p);
-    if (p->io_ktail != nullptr ? io_cq_ready(p)
-                               : runqempty(p) || p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0) {
-      netpoll(p);
+    if (p->io.unsubmitted != 0) netpollflush(p);
+    if (p->io.ring() ? p->io.ready()
+                     : runqempty(p) || p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0) {
+      netpollinject(p);
     }
   }
   if (p->schedtick.load(std::memory_order_relaxed) % kGlobalCheckTicks == 0 &&
@@ -925,7 +963,7 @@ top:
     for (int spins = 1;; spins++) {
       G* gp = stealwork(m, now);
       if (gp == nullptr) {
-        if (io_cq_ready(p)) netpoll(p);
+        if (p->io.ready()) netpollinject(p);
         gp = runqget(p);
       }
       if (gp != nullptr) {
@@ -936,7 +974,7 @@ top:
       if (sched.runqsize.load(std::memory_order_relaxed) > 0) break;
       __builtin_ia32_pause();
       if (spins % 16 == 0) {
-        if (p->poller != nullptr && p->io_ktail == nullptr) netpoll(p);  // epoll: a syscall
+        if (p->poller != nullptr && !p->io.ring()) netpollinject(p);  // epoll: a syscall
         if ((now = nanotime()) >= spin_until) {
           p->spinbudget /= 2;
           break;

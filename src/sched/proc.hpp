@@ -3,6 +3,7 @@
 
 #include "gort/go.hpp"
 #include "sched/runtime.hpp"
+#include "sched/sched_io.hpp"
 
 namespace gort::rt {
 
@@ -30,8 +31,6 @@ G* newproc_g(const gort::GoOptions* opts);
 bool newproc_queue(G* gp);
 // newproc_recycle() returns a G that never ran.
 void newproc_recycle(G* gp);
-void entersyscall();
-void exitsyscall();
 // schedinit_procs() makes the Ps, all idle.
 void schedinit_procs(int procs);
 

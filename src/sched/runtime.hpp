@@ -39,6 +39,7 @@
 #include "arch/context.hpp"
 #include "base/counter.hpp"
 #include "gort/go.hpp"
+#include "io/pollhint.hpp"
 #include "sched/lock.hpp"
 #include "stack/stack.hpp"
 
@@ -98,6 +99,24 @@ struct G : StackOwner {
   void* gls[kGlsSlots] = {};
   std::string name;
   G* alllink = nullptr;  // allgs
+  G* schedlink = nullptr;  // a GList's next
+};
+
+// GList is Go's gList: goroutines linked through G::schedlink, in the order
+// pushed. netpoll hands the scheduler the goroutines its completions concern
+// in one (injectglist then makes them runnable). Owned by one M at a time.
+struct GList {
+  G* head = nullptr;
+  G* tail = nullptr;
+  int n = 0;
+  // push() appends gp, which is on no other list.
+  void push(G* gp) {
+    gp->schedlink = nullptr;
+    if (tail != nullptr) tail->schedlink = gp;
+    else head = gp;
+    tail = gp;
+    n++;
+  }
 };
 
 constexpr int kRunqSize = 256;
@@ -186,34 +205,13 @@ struct P {
   // once the goroutine looked like a hog (0: not measuring).
   std::atomic<clockid_t> mcpuclock{0};
   std::int64_t sm_cpu0 = 0, sm_cpuwhen = 0;
-  // I/O (src/io/poll.hpp, rules 1-3 there).
-  void* poller = nullptr;  // the backend's per-P state; null before netpollinit
-  // io_uring's completion queue tail and head (kernel-shared): completions wait
-  // when they differ. Null on the epoll backend.
-  const unsigned* io_ktail = nullptr;
-  const unsigned* io_khead = nullptr;
-  // The SQ ring's flags: IORING_SQ_TASKRUN says completions wait as task work
-  // (COOP_TASKRUN) until we enter the kernel. Null when not used.
-  const unsigned* io_ksqflags = nullptr;
-  unsigned io_unsubmitted = 0;  // SQEs queued since the last submit
-  std::int64_t io_inflight = 0;  // operations submitted and not yet reaped
+  // I/O (src/io/poll.hpp, rules 1-3 there): the backend's per-P state, null
+  // before netpollinit, and what the switch reads of it inline (src/io writes).
+  void* poller = nullptr;
+  PollHint io;
   bool innetwait = false;  // on sched.pnetwait, its M asleep in netpollwait (sched.lock)
   M* netm = nullptr;       // that M
 };
-
-// io_cq_ready() is true when p's ring holds completions to reap, or
-// completions wait as task work to be run by an enter (netpoll does it).
-inline bool io_cq_ready(const P* p) {
-  return p->io_ktail != nullptr &&
-         (__atomic_load_n(p->io_ktail, __ATOMIC_ACQUIRE) != __atomic_load_n(p->io_khead, __ATOMIC_RELAXED) ||
-          (p->io_ksqflags != nullptr && (__atomic_load_n(p->io_ksqflags, __ATOMIC_RELAXED) & (1u << 2)) != 0));
-}
-
-// io_due() is io_cq_ready() for a switch: completions of this P's operations
-// wait to be reaped. With none in flight only the wake-up read's and cancels'
-// can be there, and those wait for findrunnable; checking io_inflight first
-// spares every switch of a P without I/O the ring's loads (~8 instructions).
-inline bool io_due(const P* p) { return p->io_inflight != 0 && io_cq_ready(p); }
 
 struct M {
   Context g0;         // the thread's own stack: schedule() runs here
