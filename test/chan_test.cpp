@@ -11,6 +11,7 @@
 #include "child.hpp"
 #include "gort/gort.hpp"
 #include "sched/chan_impl.hpp"
+#include "skip.hpp"
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -416,9 +417,11 @@ struct Yielder {
 TEST_CASE("an element constructor that switches while its channel's lock is held is a fatal error naming the rule") {
   // Without the check another goroutine of the P would wait for that lock
   // forever (its M asleep on it, the holder never resumed).
+  if (!gort::rt::lock_init()) {
+    return gort::test::skip("membarrier(2) is refused here: channel locks are never biased, so the check never runs");
+  }
   gort::test::ScopedEnv procs("GORTMAXPROCS", "1");
   auto r = gort::test::run_case_in_child([] {
-    if (!gort::rt::lock_init()) _exit(3);  // no bias without membarrier: nothing to check
     gort::main([] {
       gort::Chan<Yielder> ping, pong;
       gort::go([ping, pong] {
@@ -435,7 +438,6 @@ TEST_CASE("an element constructor that switches while its channel's lock is held
     });
   });
   CAPTURE(r.err);
-  if (r.status == 3) return;
   CHECK(r.status == 2);
   CHECK(r.err.find("fatal error: a goroutine took a channel's lock while another goroutine of its P held it") != std::string::npos);
 }

@@ -12,6 +12,36 @@
 #include <cstdlib>
 
 #include "init.hpp"
+#include "skip.hpp"
+
+namespace {
+
+// RunCount is a listener that learns how many cases the run selected, so that
+// main can tell a run whose every case skipped (skip.hpp) from one that passed.
+struct RunCount : doctest::IReporter {
+  static inline unsigned cases = 0;
+  explicit RunCount(const doctest::ContextOptions&) {}
+  // test_run_end() keeps the number of cases that passed the filters.
+  void test_run_end(const doctest::TestRunStats& s) override { cases = s.numTestCasesPassingFilters; }
+  // The other events are not needed.
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_case_start(const doctest::TestCaseData&) override {}
+  void test_case_reenter(const doctest::TestCaseData&) override {}
+  void test_case_end(const doctest::CurrentTestCaseStats&) override {}
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+};
+REGISTER_LISTENER("gort-run-count", 1, RunCount);
+
+// The exit status CTest reads as "skipped" (SKIP_RETURN_CODE, test/CMakeLists.txt).
+constexpr int kSkipped = 77;
+
+}  // namespace
 
 int main(int argc, char** argv) {
   unsetenv("GORT_CONF");
@@ -21,5 +51,7 @@ int main(int argc, char** argv) {
   if (std::getenv("GORT_TEST_IO_BUFRING") != nullptr) opts.settings.emplace_back("io.recv_bufring", "true");
   if (std::getenv("GORT_TEST_IO_MULTISHOT") != nullptr) opts.settings.emplace_back("io.multishot_accept", "true");
   gort::rt::runtime_init(opts);
-  return doctest::Context(argc, argv).run();
+  const int rc = doctest::Context(argc, argv).run();
+  const bool all_skipped = RunCount::cases > 0 && gort::test::skipped_cases() == static_cast<int>(RunCount::cases);
+  return rc == 0 && all_skipped ? kSkipped : rc;
 }

@@ -22,6 +22,7 @@
 #include "sched/chan_impl.hpp"
 #include "sched/proc.hpp"
 #include "sched/runtime.hpp"
+#include "skip.hpp"
 
 using namespace std::chrono_literals;
 
@@ -40,6 +41,21 @@ template <class F>
 void wait_until(F pred) {
   while (!pred()) gort::yield();
 }
+
+// procs() is the number of Ps, starting the scheduler first: CTest runs each
+// case in a process of its own, where no gort::main has set it yet.
+int procs() {
+  gort::rt::schedinit();
+  return gort::rt::sched.procs;
+}
+
+// The test suite of the cases that need a second P, which the GORTMAXPROCS=1
+// run (sched_test_procs1, test/CMakeLists.txt) leaves out.
+constexpr const char* kTwoPs = "two-Ps";
+constexpr const char* kNeedsTwoPs = "needs a second P (GORTMAXPROCS=1, or one CPU)";
+// Stealing runnext and biased locks need membarrier (rule 1 of runtime.hpp).
+constexpr const char* kNeedsMembarrier =
+    "membarrier(2) is refused here (Linux < 4.14 or a seccomp filter): no P steals runnext, no lock is biased";
 
 }  // namespace
 
@@ -103,16 +119,15 @@ TEST_CASE("goroutines spawned from a plain thread (the global run queue, many ch
   CHECK(ran.load() == n);
 }
 
-TEST_CASE("an idle P takes the goroutine waiting in runnext behind one that runs on") {
+TEST_CASE("an idle P takes the goroutine waiting in runnext behind one that runs on" * doctest::test_suite(kTwoPs)) {
   // B waits in runnext of A's P (a spawn into an empty runnext) while A loops
   // without a runtime call until B has run: only another P stealing runnext
   // (after Go's 3 us grace, announced with membarrier: rule 1 of runtime.hpp)
   // can run it. Without a second P or membarrier there is nothing to test.
+  if (procs() < 2) return gort::test::skip(kNeedsTwoPs);
+  if (!gort::rt::lock_init()) return gort::test::skip(kNeedsMembarrier);
   std::atomic<bool> ran{false};
-  bool tested = false;
   gort::main([&] {
-    if (gort::rt::sched.procs < 2 || !gort::rt::lock_init()) return;
-    tested = true;
     gort::Chan<int> done(1);
     gort::go([&] {
       gort::go([&] { ran.store(true); });
@@ -122,13 +137,13 @@ TEST_CASE("an idle P takes the goroutine waiting in runnext behind one that runs
     });
     (void)done.recv();  // parks goroutine 1, so its P goes looking for work
   });
-  CHECK((!tested || ran.load()));
+  CHECK(ran.load());
 }
 
 TEST_CASE("runnext is stolen only from a P that neither scheduled nor queued more while the stealer watched") {
   // A P built here, not running: nothing schedules on it or fills its ring
   // unless the test does. Stealing needs membarrier (rule 1 of runtime.hpp).
-  if (!gort::rt::lock_init()) return;
+  if (!gort::rt::lock_init()) return gort::test::skip(kNeedsMembarrier);
   auto p = std::make_unique<gort::rt::P>();
   gort::rt::G first, second;
   p->runnext.store(&first);
@@ -163,7 +178,7 @@ TEST_CASE("goroutines run on threads named gort-m<N>, beside gort-sysmon") {
 }
 
 TEST_CASE("a stealer that watched a P schedule marks it (P::nextnowake)") {
-  if (!gort::rt::lock_init()) return;
+  // The mark comes before the stealer's membarrier, so this holds without one.
   auto p = std::make_unique<gort::rt::P>();
   gort::rt::G first;
   p->runnext.store(&first);
@@ -184,16 +199,17 @@ TEST_CASE("a stealer that watched a P schedule marks it (P::nextnowake)") {
   CHECK(p->runnext.load() == &first);
 }
 
-TEST_CASE("a goroutine readied into a marked P's runnext runs on another P while its readier computes") {
+TEST_CASE("a goroutine readied into a marked P's runnext runs on another P while its readier computes" *
+          doctest::test_suite(kTwoPs)) {
   // The send below readies B into this P's runnext, marked (P::nextnowake), so
   // it wakes nobody, and this goroutine then loops without a runtime call
   // until B has run: only sysmon's next look (it clears the mark and wakes an
   // idle P, which steals B) can run it before the loop gives up.
+  if (procs() < 2) return gort::test::skip(kNeedsTwoPs);
+  if (!gort::rt::lock_init()) return gort::test::skip(kNeedsMembarrier);
   std::atomic<bool> ran{false};
-  bool tested = false, ran_meanwhile = false;
+  bool ran_meanwhile = false;
   gort::main([&] {
-    if (gort::rt::sched.procs < 2 || !gort::rt::lock_init()) return;
-    tested = true;
     gort::Chan<int> c(0);
     gort::go([&ran, c]() mutable {
       (void)c.recv();
@@ -212,7 +228,7 @@ TEST_CASE("a goroutine readied into a marked P's runnext runs on another P while
     }
     ran_meanwhile = ran.load();  // (B runs here anyway once this goroutine ends)
   });
-  CHECK((!tested || ran_meanwhile));
+  CHECK(ran_meanwhile);
 }
 
 TEST_CASE("a ping-pong pair whose sender stalls its P while the receiver waits in runnext: every value arrives once") {
@@ -320,7 +336,7 @@ TEST_CASE("a Lock biased to one P excludes the takers that revoke the bias") {
 }
 
 TEST_CASE("a Lock whose bias was revoked is biased again after a run 8 times longer each time") {
-  if (!gort::rt::lock_init()) return;
+  if (!gort::rt::lock_init()) return gort::test::skip(kNeedsMembarrier);
   int pa = 0, pb = 0;  // stand-ins for two Ps
   gort::rt::Lock l;
   l.allow_bias();
@@ -562,8 +578,8 @@ TEST_CASE("goroutines with stack-local node containers and deep recursion surviv
   CHECK(ok.load() == kG);
 }
 
-TEST_CASE("stealing spreads work over both Ps") {
-  if (gort::rt::sched.procs < 2) return;  // the GORTMAXPROCS=1 run
+TEST_CASE("stealing spreads work over both Ps" * doctest::test_suite(kTwoPs)) {
+  if (procs() < 2) return gort::test::skip(kNeedsTwoPs);
   std::mutex mu;
   std::set<std::thread::id> threads;
   std::atomic<int> done{0};
