@@ -1,6 +1,8 @@
 // run_in_child(): runs a case that must crash or exit in a forked child and
 // reports its exit status and what it wrote to stderr. run_case_in_child(): the
 // same in a fresh copy of the test binary, for cases that run goroutines.
+// refuse_syscall(), refuse_madvise_from(): seccomp filters that make the kernel
+// look locked down (a container's profile) or older than it is.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -9,10 +11,13 @@
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +63,14 @@ ChildResult run_in_child(F&& fn) {
   return collect_child(pid, p[0]);
 }
 
+// install_seccomp() adds the seccomp filter prog to this process from now on
+// (and to what it spawns); false if the kernel refuses it.
+template <std::size_t N>
+bool install_seccomp(sock_filter (&prog)[N]) {
+  sock_fprog fprog{static_cast<unsigned short>(N), prog};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) == 0;
+}
+
 // refuse_syscall() installs a seccomp filter that fails system call nr with
 // EPERM in this process from now on, as container runtimes' default profiles
 // do; false if the kernel refuses the filter. For a child's case only.
@@ -68,8 +81,25 @@ inline bool refuse_syscall(int nr) {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  sock_fprog fprog{static_cast<unsigned short>(sizeof prog / sizeof prog[0]), prog};
-  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) == 0;
+  return install_seccomp(prog);
+}
+
+// refuse_madvise_from() installs a seccomp filter that fails madvise(2) with
+// EINVAL for every advice from `first` up, as a kernel that predates them
+// answers; the older advice (DONTNEED, NOHUGEPAGE...) still works. False if
+// the kernel refuses the filter.
+inline bool refuse_madvise_from(int first) {
+  // The advice is madvise's third argument; its low 32 bits (x86-64 is little-endian).
+  constexpr unsigned kAdvice = offsetof(seccomp_data, args) + 2 * sizeof(std::uint64_t);
+  sock_filter prog[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kAdvice),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, static_cast<unsigned>(first), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  return install_seccomp(prog);
 }
 
 // run_case_in_child() runs fn in a fresh copy of this test binary, spawned

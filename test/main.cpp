@@ -3,15 +3,21 @@
 // change what the tests see), except the I/O settings CTest varies: the net,
 // fs and http suites run again with GORT_TEST_IO_BACKEND=epoll, and net with
 // GORT_TEST_IO_BUFRING=1 (provided-buffer recv) and GORT_TEST_IO_MULTISHOT=1
-// (multishot accept).
+// (multishot accept). GORT_TEST_NO_GUARD_INSTALL=1 runs a suite as on a kernel
+// without MADV_GUARD_INSTALL (before 6.13, such as Debian 12's 6.1): a seccomp
+// filter refuses that madvise before the runtime probes for it, so the
+// runtime falls back to mprotect(PROT_NONE) guards, as it would there.
 #define DOCTEST_CONFIG_IMPLEMENT
 // doctest's own SIGSEGV handler would replace the runtime's fault handler.
 #define DOCTEST_CONFIG_NO_POSIX_SIGNALS
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstdlib>
 
+#include "child.hpp"
 #include "init.hpp"
+#include "mem/sys.hpp"
 #include "skip.hpp"
 
 namespace {
@@ -46,6 +52,10 @@ constexpr int kSkipped = 77;
 int main(int argc, char** argv) {
   unsetenv("GORT_CONF");
   unsetenv("GORTDEBUG");
+  if (std::getenv("GORT_TEST_NO_GUARD_INSTALL") != nullptr && !gort::test::refuse_madvise_from(MADV_GUARD_INSTALL)) {
+    std::perror("GORT_TEST_NO_GUARD_INSTALL: seccomp filter");
+    return 1;
+  }
   gort::Options opts;
   if (const char* b = std::getenv("GORT_TEST_IO_BACKEND")) opts.settings.emplace_back("io.backend", b);
   if (std::getenv("GORT_TEST_IO_BUFRING") != nullptr) opts.settings.emplace_back("io.recv_bufring", "true");

@@ -8,8 +8,18 @@
 // memory runs out.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdint>
+
+// Debian 12's headers predate these (Linux 6.13); docs/kernel.md has them working here.
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
 
 namespace gort::rt {
 
