@@ -18,33 +18,6 @@
 #include "io/io.hpp"
 #include "sched/sched_io.hpp"
 
-namespace gort {
-
-namespace {
-
-class Category final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "gort"; }
-  std::string message(int c) const override {
-    switch (static_cast<Errc>(c)) {
-      case Errc::eof: return "EOF";
-      case Errc::closed: return "use of closed network connection or file";
-      case Errc::unexpected_eof: return "unexpected EOF";
-      case Errc::bad_address: return "bad address (expected host:port)";
-    }
-    return "unknown gort error";
-  }
-};
-
-}  // namespace
-
-const std::error_category& error_category() {
-  static const Category c;
-  return c;
-}
-
-}  // namespace gort
-
 namespace gort::net {
 
 namespace {
