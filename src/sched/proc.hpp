@@ -2,22 +2,12 @@
 #pragma once
 
 #include "gort/go.hpp"
+#include "sched/runq.hpp"
 #include "sched/runtime.hpp"
 #include "sched/sched_io.hpp"
 
 namespace gort::rt {
 
-// runqempty() is true when p has nothing queued, runnext included.
-bool runqempty(P* p);
-// runqput() queues gp on p; with next, into runnext. Only p's owner calls it.
-void runqput(P* p, G* gp, bool next);
-// runnext_steal() takes p's runnext for another P's M (runtime.hpp rule 1),
-// after watching p for ~3 us: only if p neither scheduled nor queued anything
-// in its ring meanwhile (that is stolen from the ring). nullptr otherwise; a
-// p that scheduled is marked (P::nextnowake, ready.hpp).
-G* runnext_steal(P* p);
-// runqroom() is how many more Gs p's ring takes before overflowing. Owner only.
-int runqroom(P* p);
 // handoffp() passes a P whose M is blocked to another M, or idles it.
 void handoffp(P* p);
 // startm_idle() starts an M on an idle P (if any) to look for work.

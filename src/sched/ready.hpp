@@ -8,30 +8,10 @@
 #pragma once
 
 #include "base/print.hpp"
+#include "sched/runq.hpp"
 #include "sched/runtime.hpp"
 
 namespace gort::rt {
-
-// globrunqput() appends gp to the global run queue, taking sched.lock.
-void globrunqput(G* gp);
-// runqput_slow() is runqput past its fast path: swap a taken runnext, or
-// queue at the ring's tail (half of a full ring goes to the global queue).
-void runqput_slow(P* p, G* gp, bool next);
-
-// runqput_inline() queues gp on p; with next, into runnext (it runs next,
-// inheriting the time slice), kicking the old runnext to the tail. Only p's
-// owner calls it (runtime.hpp rule 1). True if gp went into an empty runnext,
-// so that p has no more work queued than before plus gp, for the next turn.
-[[gnu::always_inline]] inline bool runqput_inline(P* p, G* gp, bool next) {
-  // Stealers only ever empty a full runnext (runqgrab) and only the owner
-  // fills it, so an empty one stays empty until this store.
-  if (next && p->runnext.load(std::memory_order_relaxed) == nullptr) {
-    p->runnext.store(gp, std::memory_order_release);
-    return true;
-  }
-  runqput_slow(p, gp, next);
-  return false;
-}
 
 // ready() queues a runnable gp to run next on the caller's P, or globally from
 // a thread without one, and wakes an idle P if there is one, unless gp waits

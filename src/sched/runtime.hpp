@@ -17,7 +17,8 @@
 //  3. A G's status moves waiting -> runnable once per park: goready's caller owns
 //     the wake-up (it dequeued the waiter under the lock the G parked with, or
 //     won a CAS on a select's done word or a poll descriptor's wake word);
-//     netpoll and after_switch, which may race, move it by CAS.
+//     injectglist (I/O completions) and after_switch, which may race, move it
+//     by CAS.
 //  4. A G that parks or exits leaves a request in its M (M::after); whoever runs
 //     next on that M, once the G is off its stack, carries it out: releases the
 //     lock the G parked with, requeues it, or recycles it. Nothing may touch a G
