@@ -19,6 +19,9 @@
 namespace gort::rt {
 
 namespace {
+// Written once, by runtime_init before the runtime starts a thread, and never
+// after: goroutines on every M read it through runtime_config() without a
+// lock. What set_debug switches lives where it is used, in atomics.
 Config config;
 std::atomic<bool> initialised{false};
 }  // namespace
@@ -65,21 +68,29 @@ HttpSettings http_settings() {
 void set_debug(std::string_view settings) {
   static std::mutex mu;  // one switch at a time, so none is lost
   std::lock_guard lk(mu);
-  rt::Config c = rt::config;
+  // The settings apply to the loaded configuration with the live debug modes
+  // (the stack layer's atomics) in place of the start-up ones, and an empty
+  // log level that only a log.level entry fills. The result is not stored:
+  // only the modes and the logger's level switch, in atomics of their own.
+  rt::Config now = rt::runtime_config();
+  now.stack_debug = rt::stack_debug();
+  now.log_level.clear();
+  rt::Config c = now;
   try {
     rt::apply_debug_settings(c, settings, "gort::set_debug");
   } catch (const rt::ConfigError& e) {
     throw std::invalid_argument(e.what());
   }
-  const rt::Config& cur = rt::config;
-  if (c.stack_size != cur.stack_size || c.stack_guard_pages != cur.stack_guard_pages ||
-      c.stack_cache_keep != cur.stack_cache_keep) {
+  rt::Config rest = c;
+  rest.stack_debug = now.stack_debug;
+  rest.log_level = now.log_level;
+  if (!(rest == now)) {
     throw std::invalid_argument(
-        "gort::set_debug: stack.size, stack.guard_pages and stack.cache_keep are fixed at start-up");
+        "gort::set_debug: only the stack debug modes and log.level switch at run time; stack.size, "
+        "stack.guard_pages, stack.cache_keep and the other keys are fixed at start-up");
   }
-  rt::set_log_level(c.log_level);
+  if (!c.log_level.empty()) rt::set_log_level(c.log_level);
   rt::set_stack_debug(c.stack_debug);
-  rt::config = c;
 }
 
 }  // namespace gort

@@ -20,7 +20,9 @@ Config load_config_or_exit(const Options& opts);
 // runtime_initialized() is true once runtime_init() has run.
 bool runtime_initialized();
 
-// runtime_config() is the configuration runtime_init() loaded.
+// runtime_config() is the configuration runtime_init() loaded. It never changes
+// after, so any thread may read it; its stack_debug and log_level are the
+// start-up values, which gort::set_debug switches in stack_debug() and the logger.
 const Config& runtime_config();
 
 }  // namespace gort::rt

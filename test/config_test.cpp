@@ -4,10 +4,13 @@
 #include <cstdio>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "base/config.hpp"
+#include "base/log.hpp"
 #include "gort/gort.hpp"
 #include "stack/stack.hpp"
 #include "child.hpp"
@@ -209,9 +212,71 @@ TEST_CASE("gort::set_debug switches debug modes at run time and rejects the rest
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(gort::set_debug("stack.size=64KiB"), doctest::Contains("fixed at start-up"),
                        std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gort::set_debug("sched.spin_us=5"), doctest::Contains("fixed at start-up"),
+                       std::invalid_argument);
+  gort::set_debug("log.level=warn");
+  CHECK(log()->level() == spdlog::level::warn);
+  gort::set_debug("stackpoison=0");  // leaves the level as it is
+  CHECK(log()->level() == spdlog::level::warn);
+  gort::set_debug("log.level=info");
+  CHECK(log()->level() == spdlog::level::info);
   gort::set_debug("efence=0");
   CHECK(stack_debug() == saved);
   CHECK(gort::stack_stats().guard_mode == guard_mode);
+}
+
+TEST_CASE("gort::set_debug switching modes races with no goroutine reading the configuration") {
+  // A thread outside the runtime switches modes (each round ends on the
+  // defaults) while goroutines spawn goroutines with stacks of other sizes,
+  // sleep, listen and close (backends read runtime_config() there), and read
+  // the configuration's strings. Under TSan a write to any of it is a race.
+  static constexpr const char* kModes[] = {"stackpoison=1", "efence=1,stackpoison=0", "efence=0,stacknocache=1",
+                                           "stacknocache=0,log.level=warn", "log.level=info"};
+  constexpr int kRounds = 100, kWorkers = 4, kSpawns = 40, kListens = 100;
+  const StackDebug saved = stack_debug();
+  const std::string backend = runtime_config().io_backend, level = runtime_config().log_level;
+  std::thread switcher([] {
+    for (int i = 0; i < kRounds; i++) {
+      for (const char* m : kModes) gort::set_debug(m);
+    }
+  });
+  std::atomic<int> ran{0}, listened{0}, same{0};
+  gort::main([&] {
+    gort::WaitGroup wg;
+    for (int w = 0; w < kWorkers; w++) {
+      wg.add(1);
+      gort::go([&, w] {
+        for (int i = 0; i < kSpawns; i++) {
+          wg.add(1);
+          gort::go({.stack_size = std::size_t(16 + 8 * ((w + i) % 5)) * 1024}, [&] {
+            volatile char touch[2048];  // writes to the stack, poisoned or not
+            touch[0] = 1;
+            gort::sleep(std::chrono::microseconds(100));
+            ran += touch[0];
+            wg.done();
+          });
+          gort::yield();
+        }
+        wg.done();
+      });
+    }
+    wg.add(1);
+    gort::go([&] {
+      for (int i = 0; i < kListens; i++) {
+        auto ln = gort::net::listen("127.0.0.1:0");
+        if (ln && !ln->close()) listened++;
+        const gort::rt::Config& c = runtime_config();
+        if (c.io_backend == backend && c.log_level == level) same++;
+      }
+      wg.done();
+    });
+    wg.wait();
+  });
+  switcher.join();
+  CHECK(ran == kWorkers * kSpawns);
+  CHECK(listened == kListens);
+  CHECK(same == kListens);  // the loaded configuration is what runtime_init loaded, for ever
+  CHECK(stack_debug() == saved);
 }
 
 TEST_CASE("io and http keys: choices, durations and their errors") {

@@ -30,8 +30,8 @@ struct Config {
   std::size_t stack_size = 256 * 1024;  // stack.size
   std::size_t stack_guard_pages = 1;    // stack.guard_pages
   std::size_t stack_cache_keep = 16 * 1024;  // stack.cache_keep
-  StackDebug stack_debug;               // stack.debug, stack.fromsystem, ... stack.efence
-  std::string log_level = "info";       // log.level
+  StackDebug stack_debug;               // stack.debug, stack.fromsystem, ... stack.efence (at start)
+  std::string log_level = "info";       // log.level (at start)
   int sched_procs = 0;                  // sched.procs (0: one per CPU); $GORTMAXPROCS
   int sched_spin_us = 50;               // sched.spin_us
   int sched_hog_ms = 10;                // sched.hog_ms
@@ -45,6 +45,7 @@ struct Config {
   std::int64_t http_idle_timeout_ms = 60'000;   // http.idle_timeout
   std::int64_t http_header_timeout_ms = 10'000; // http.header_timeout
   std::int64_t http_write_timeout_ms = 30'000;  // http.write_timeout
+  bool operator==(const Config&) const = default;
 };
 
 class ConfigError : public std::runtime_error {
