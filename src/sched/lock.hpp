@@ -40,6 +40,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "sched/os_linux.hpp"
+
 namespace gort::rt {
 
 class Lock {
@@ -168,17 +170,5 @@ class Note {
  private:
   std::atomic<std::uint32_t> key_{0};
 };
-
-// nanotime() is the monotonic clock in ns.
-std::int64_t nanotime();
-// nanotime_coarse() is the same clock at tick resolution (1-4 ms): 5 ns per read
-// here against ~100 ns for nanotime() (KVM guest), for bookkeeping on hot paths
-// such as a goroutine's park time, which dumps show in minutes.
-std::int64_t nanotime_coarse();
-
-// futexsleep() sleeps while *addr == val, at most ns (<0: forever).
-void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns);
-// futexwakeup() wakes up to n threads sleeping on addr.
-void futexwakeup(std::atomic<std::uint32_t>* addr, int n);
 
 }  // namespace gort::rt
