@@ -131,7 +131,6 @@ bool kickidle(std::int64_t now) {
 }
 
 void sysmon() {
-  pthread_setname_np(pthread_self(), "gort-sysmon");
   std::int64_t delay = kMinDelayUs;
   int idle = 0;
   for (;;) {
@@ -151,7 +150,11 @@ void sysmon() {
 
 void sysmon_start() {
   sched.coarsenow.store(nanotime(), std::memory_order_relaxed);
-  std::thread(sysmon).detach();
+  std::thread t(sysmon);
+  // Named by its creator, so the name is there once the runtime has started
+  // (a tool listing threads right after gort::main began saw it unnamed).
+  pthread_setname_np(t.native_handle(), "gort-sysmon");
+  t.detach();
 }
 
 }  // namespace gort::rt
