@@ -57,14 +57,6 @@ namespace gort {
 
 StackStats stack_stats() { return rt::stack_stats(); }
 
-HttpSettings http_settings() {
-  const rt::Config& c = rt::runtime_config();
-  return {.max_header_bytes = c.http_max_header_bytes,
-          .idle_timeout = std::chrono::milliseconds(c.http_idle_timeout_ms),
-          .header_timeout = std::chrono::milliseconds(c.http_header_timeout_ms),
-          .write_timeout = std::chrono::milliseconds(c.http_write_timeout_ms)};
-}
-
 void set_debug(std::string_view settings) {
   static std::mutex mu;  // one switch at a time, so none is lost
   std::lock_guard lk(mu);

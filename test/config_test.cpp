@@ -1,11 +1,7 @@
 // Configuration: precedence, key names, and errors that name the key and line.
 #include <doctest/doctest.h>
 
-#include <cstdio>
-#include <unistd.h>
-
 #include <atomic>
-#include <fstream>
 #include <string>
 #include <thread>
 
@@ -15,24 +11,13 @@
 #include "stack/stack.hpp"
 #include "child.hpp"
 #include "init.hpp"
+#include "temp_conf.hpp"
 
 using namespace gort::rt;
 
 namespace {
 
-// TempConf writes a TOML file for one test and removes it after.
-struct TempConf {
-  std::string path;
-  explicit TempConf(const std::string& text) {
-    char name[] = "/tmp/gort-conf-XXXXXX";
-    int fd = mkstemp(name);
-    REQUIRE(fd >= 0);
-    close(fd);
-    path = name;
-    std::ofstream(path) << text;
-  }
-  ~TempConf() { std::remove(path.c_str()); }
-};
+using gort::test::TempConf;
 
 // error_of() loads and returns the ConfigError message ("" if none).
 std::string error_of(const gort::Options& opts, const char* conf = nullptr, const char* debug = nullptr) {
@@ -72,10 +57,6 @@ TEST_CASE("conf/gort.conf and conf/debug.conf load, and gort.conf restates the d
   CHECK(c.io_coop_taskrun == d.io_coop_taskrun);
   CHECK(c.io_recv_bufring == d.io_recv_bufring);
   CHECK(c.io_multishot_accept == d.io_multishot_accept);
-  CHECK(c.http_max_header_bytes == d.http_max_header_bytes);
-  CHECK(c.http_idle_timeout_ms == d.http_idle_timeout_ms);
-  CHECK(c.http_header_timeout_ms == d.http_header_timeout_ms);
-  CHECK(c.http_write_timeout_ms == d.http_write_timeout_ms);
   Config dbg = load_config({.conf_file = GORT_SOURCE_DIR "/conf/debug.conf"}, nullptr, nullptr);
   CHECK(dbg.stack_debug.fromsystem);
   CHECK(dbg.stack_debug.faultonfree);
@@ -134,11 +115,17 @@ TEST_CASE("an unknown key in a file names the key and file:line") {
   CHECK(e.find("unknown key") != std::string::npos);
 }
 
-TEST_CASE("an unknown section is an unknown key too") {
-  TempConf f("[stak]\nsize = 262144\n");
-  std::string e = error_of({}, f.path.c_str());
-  CHECK(e.find("stak.size") != std::string::npos);
-  CHECK(e.find(f.path + ":2") != std::string::npos);
+TEST_CASE("tables that are not the runtime's are the program's, but the runtime's own stay strict") {
+  // examples/http_server keeps its [http] table in the same file, and checks it.
+  TempConf f("[http]\nidle_timeout = \"90s\"\nanything = [1, 2]\n[http.sub]\nx = 1\n[stack]\nsize = \"64KiB\"\n");
+  CHECK(load_config({}, f.path.c_str(), nullptr).stack_size == 64 * 1024);
+  TempConf g("[http]\nidle_timeout = 1\n[io]\nbackend = \"epoll\"\n[io.uring]\nsqpoll = true\n");
+  std::string e = error_of({}, g.path.c_str());
+  CHECK(e.find(g.path + ":6: io.uring.sqpoll: unknown key") != std::string::npos);
+  TempConf h("top = 1\n");
+  CHECK(error_of({}, h.path.c_str()).find(h.path + ":1: top: unknown key") != std::string::npos);
+  // Nor do GORTDEBUG and gort::Options take keys outside the runtime's tables.
+  CHECK(error_of({}, nullptr, "http.idle_timeout=2m").find("http.idle_timeout: unknown setting") != std::string::npos);
 }
 
 TEST_CASE("a value of the wrong type names the key and line") {
@@ -279,36 +266,12 @@ TEST_CASE("gort::set_debug switching modes races with no goroutine reading the c
   CHECK(stack_debug() == saved);
 }
 
-TEST_CASE("io and http keys: choices, durations and their errors") {
-  TempConf f("[io]\nbackend = \"epoll\"\nentries = 512\n[http]\nidle_timeout = \"90s\"\nmax_header_bytes = \"64KiB\"\n");
+TEST_CASE("io keys: choices and their errors") {
+  TempConf f("[io]\nbackend = \"epoll\"\nentries = 512\n");
   Config c = gort::rt::load_config({}, f.path.c_str(), nullptr);
   CHECK(c.io_backend == "epoll");
   CHECK(c.io_entries == 512);
-  CHECK(c.http_idle_timeout_ms == 90'000);
-  CHECK(c.http_max_header_bytes == 64 * 1024);
-  CHECK(gort::rt::load_config({.settings = {{"http.idle_timeout", "250"}}}, nullptr, nullptr).http_idle_timeout_ms == 250);
-  CHECK(gort::rt::load_config({}, nullptr, "http.idle_timeout=2m").http_idle_timeout_ms == 120'000);
   CHECK(error_of({}, nullptr, "io.backend=kqueue").find("io.backend: expected one of auto, uring, epoll, got \"kqueue\"") !=
         std::string::npos);
-  CHECK(error_of({}, nullptr, "http.idle_timeout=soon").find("expected a duration in milliseconds") != std::string::npos);
-  CHECK(error_of({}, nullptr, "http.idle_timeout=0").find("0 ms is out of range") != std::string::npos);
-  CHECK(gort::rt::load_config({}, nullptr, "http.header_timeout=50ms,http.write_timeout=3s").http_header_timeout_ms == 50);
-  CHECK(gort::rt::load_config({}, nullptr, "http.write_timeout=3s").http_write_timeout_ms == 3'000);
-  CHECK(error_of({}, nullptr, "http.header_timeout=0").find("http.header_timeout: 0 ms is out of range") !=
-        std::string::npos);
-  CHECK(error_of({}, nullptr, "http.write_timeout=25h").find("http.write_timeout: 90000000 ms is out of range") !=
-        std::string::npos);
-  CHECK(error_of({}, nullptr, "http.write_timeout=-1s").find("http.write_timeout: expected a duration") !=
-        std::string::npos);
   CHECK(error_of({}, nullptr, "io.entries=4").find("io.entries: 4 is out of range [8, 32768]") != std::string::npos);
-}
-
-TEST_CASE("gort::http_settings() carries the [http] keys, whose defaults are HttpSettings' own") {
-  // The runtime of this suite runs on the built-in defaults (test/main.cpp).
-  const gort::HttpSettings s = gort::http_settings();
-  const gort::HttpSettings d;
-  CHECK(s.max_header_bytes == d.max_header_bytes);
-  CHECK(s.idle_timeout == d.idle_timeout);
-  CHECK(s.header_timeout == d.header_timeout);
-  CHECK(s.write_timeout == d.write_timeout);
 }

@@ -2,7 +2,8 @@
 // table of ordinary and hostile requests, fed whole and in pieces; the same
 // table over real connections to http::serve_conn; pipelining, a byte-by-byte
 // sender, the idle, header and write timeouts, the input buffer shrinking
-// after a big head; the echo handler under 1,000 connections.
+// after a big head; the echo handler under 1,000 connections; the [http]
+// table of the conf file (http::load_settings).
 //
 // Inside goroutines nothing that blocks runs inside a doctest macro: values
 // are computed first, then checked. CHECK_MESSAGE (like INFO) pushes a context
@@ -24,6 +25,9 @@
 #include "http/chunked.hpp"
 #include "http/http.hpp"
 #include "http/response.hpp"
+#include "http/settings.hpp"
+#include "base/config.hpp"
+#include "temp_conf.hpp"
 
 using namespace std::chrono_literals;
 using namespace std::string_literals;
@@ -243,15 +247,15 @@ Fed feed(std::string_view input, std::size_t step) {
 // ---- over TCP ----
 
 // Limits far beyond any test's run, except the one a test is about.
-const gort::HttpSettings kSettings{
+const http::Settings kSettings{
     .max_header_bytes = kMaxHeader, .idle_timeout = 600s, .header_timeout = 600s, .write_timeout = 600s};
-const gort::HttpSettings kIdleSettings{
+const http::Settings kIdleSettings{
     .max_header_bytes = kMaxHeader, .idle_timeout = 20ms, .header_timeout = 600s, .write_timeout = 600s};
-const gort::HttpSettings kHeadSettings{
+const http::Settings kHeadSettings{
     .max_header_bytes = kMaxHeader, .idle_timeout = 600s, .header_timeout = 50ms, .write_timeout = 600s};
-const gort::HttpSettings kWriteSettings{
+const http::Settings kWriteSettings{
     .max_header_bytes = kMaxHeader, .idle_timeout = 600s, .header_timeout = 600s, .write_timeout = 50ms};
-const gort::HttpSettings kBigSettings{
+const http::Settings kBigSettings{
     .max_header_bytes = 1 << 20, .idle_timeout = 600s, .header_timeout = 600s, .write_timeout = 600s};
 
 // The handlers are functions: accept_loop's goroutines call them by
@@ -726,4 +730,85 @@ TEST_CASE("echo: 1,000 concurrent connections each get their bytes back") {
     CHECK(ok.load() == kConns);
     while (echo_live.load() != 0) gort::sleep(std::chrono::milliseconds(1));  // they see EOF and end
   });
+}
+
+// ---- settings ----
+
+namespace {
+
+// settings_error() loads the [http] table of a file holding text and returns
+// the SettingsError's message ("" if none), with the file's path as "FILE".
+std::string settings_error(const std::string& text) {
+  const gort::test::TempConf f(text);
+  try {
+    http::load_settings(f.path);
+  } catch (const http::SettingsError& e) {
+    std::string m = e.what();
+    if (const std::size_t at = m.find(f.path); at != std::string::npos) m.replace(at, f.path.size(), "FILE");
+    return m;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("settings: conf/http_server.conf restates the defaults, and the runtime leaves it to the server") {
+  const http::Settings d;
+  const http::Settings s = http::load_settings(GORT_SOURCE_DIR "/conf/http_server.conf");
+  CHECK(s.max_header_bytes == d.max_header_bytes);
+  CHECK(s.idle_timeout == d.idle_timeout);
+  CHECK(s.header_timeout == d.header_timeout);
+  CHECK(s.write_timeout == d.write_timeout);
+  CHECK_NOTHROW(gort::rt::load_config({.conf_file = GORT_SOURCE_DIR "/conf/http_server.conf"}, nullptr, nullptr));
+  // No file, or one without [http] (the runtime's own): the defaults.
+  CHECK(http::load_settings("").idle_timeout == d.idle_timeout);
+  CHECK(http::load_settings(GORT_SOURCE_DIR "/conf/gort.conf").max_header_bytes == d.max_header_bytes);
+}
+
+TEST_CASE("settings: [http] next to the runtime's tables, with units") {
+  const gort::test::TempConf f(
+      "[stack]\nsize = \"64KiB\"\n[http]\nmax_header_bytes = \"64KiB\"\nidle_timeout = \"90s\"\n"
+      "header_timeout = \"50ms\"\nwrite_timeout = \"2m\"\n");
+  const http::Settings s = http::load_settings(f.path);
+  CHECK(s.max_header_bytes == 64 * 1024);
+  CHECK(s.idle_timeout == 90s);
+  CHECK(s.header_timeout == 50ms);
+  CHECK(s.write_timeout == 2min);
+  CHECK(gort::rt::load_config({.conf_file = f.path}, nullptr, nullptr).stack_size == 64 * 1024);
+  CHECK(http::load_settings(gort::test::TempConf("[http]\nidle_timeout = 250\n").path).idle_timeout == 250ms);
+  CHECK(http::load_settings(gort::test::TempConf("[http]\nwrite_timeout = \"1h\"\n").path).write_timeout == 1h);
+}
+
+TEST_CASE("settings: errors name the key and file:line, as the runtime's") {
+  CHECK(settings_error("[http]\n\nidle_timeout = \"soon\"\n") ==
+        "gort: config: FILE:3: http.idle_timeout: expected a duration in milliseconds (an integer, or a string "
+        "like \"500ms\", \"60s\", \"2m\"), got \"soon\"");
+  CHECK(settings_error("[http]\nidle_timeout = 0\n") ==
+        "gort: config: FILE:2: http.idle_timeout: 0 ms is out of range [1, 86400000]");
+  CHECK(settings_error("[http]\nheader_timeout = 0\n").find("http.header_timeout: 0 ms is out of range") !=
+        std::string::npos);
+  CHECK(settings_error("[http]\nwrite_timeout = \"25h\"\n").find("http.write_timeout: 90000000 ms is out of range") !=
+        std::string::npos);
+  CHECK(settings_error("[http]\nwrite_timeout = \"-1s\"\n").find("http.write_timeout: expected a duration") !=
+        std::string::npos);
+  CHECK(settings_error("[http]\nwrite_timeout = 1.5\n").find("http.write_timeout: expected a duration") !=
+        std::string::npos);
+  CHECK(settings_error("[http]\nmax_header_bytes = 100000\n") ==
+        "gort: config: FILE:2: http.max_header_bytes: 100000 is not a multiple of the 4096-byte page");
+  CHECK(settings_error("[http]\nmax_header_bytes = \"1K\"\n") ==
+        "gort: config: FILE:2: http.max_header_bytes: 1024 is out of range [4096, 67108864]");
+  CHECK(settings_error("[http]\nmax_header_bytes = true\n") ==
+        "gort: config: FILE:2: http.max_header_bytes: expected a size in bytes (an integer, or a string like "
+        "\"64KiB\"), got true");
+  CHECK(settings_error("[stack]\nsize = 1\n[http]\nidle_timout = 5\n") ==
+        "gort: config: FILE:4: http.idle_timout: unknown key (conf/http_server.conf lists them all)");
+  CHECK(settings_error("[http.tls]\ncert = \"x\"\n").find("FILE:1: http.tls: unknown key") != std::string::npos);
+  CHECK(settings_error("http = 1\n") == "gort: config: FILE:1: http: expected a table");
+  CHECK(settings_error("[http]\nidle_timeout = = 3\n").find("gort: config: FILE:2: ") == 0);
+  try {
+    http::load_settings("/nonexistent/http_server.conf");
+    FAIL("a missing file was read");
+  } catch (const http::SettingsError& e) {
+    CHECK(std::string(e.what()).find("gort: config: /nonexistent/http_server.conf") == 0);
+  }
 }

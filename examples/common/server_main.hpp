@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -29,11 +30,14 @@ namespace examples {
  * under goroutines that are still running on other threads could only crash.
  */
 
-// run_server() parses the flags (what is the --help title), listens on --addr
-// and runs serve(listener), which returns accept_loop's error, in goroutine 1;
-// it then ends the process with the exit status.
-template <class Serve>
-int run_server(const char* name, const char* what, int argc, char** argv, Serve serve) {
+// run_server() parses the flags (what is the --help title), hands configure()
+// the conf file (--conf, else $GORT_CONF, else "") to read the program's own
+// tables of it before the runtime starts (an exception is a configuration
+// error: its message and exit status 2), listens on --addr and runs
+// serve(listener), which returns accept_loop's error, in goroutine 1; it then
+// ends the process with the exit status.
+template <class Configure, class Serve>
+int run_server(const char* name, const char* what, int argc, char** argv, Configure configure, Serve serve) {
   CLI::App app{what, name};
   std::string addr;
   int procs = 0;
@@ -41,12 +45,23 @@ int run_server(const char* name, const char* what, int argc, char** argv, Serve 
   app.add_option("--addr", addr, "HOST:PORT to listen on (port 0: any free port)")->required();
   app.add_option("--procs", procs, "processors running goroutines (sched.procs; default: one per CPU)")
       ->check(CLI::Range(1, 1024));
-  app.add_option("--conf", conf, "gort configuration file (TOML, as conf/gort.conf)")->check(CLI::ExistingFile);
+  app.add_option("--conf", conf, "configuration file (TOML: the runtime's tables, as conf/gort.conf, and the server's)")
+      ->check(CLI::ExistingFile);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 2;
+  }
+
+  // The runtime falls back on $GORT_CONF by itself; the program's tables come
+  // from the same file.
+  const char* conf_env = std::getenv("GORT_CONF");
+  try {
+    configure(!conf.empty() ? conf : conf_env != nullptr ? std::string(conf_env) : std::string());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }
 

@@ -9,9 +9,9 @@
 #include <string_view>
 
 #include "gort/net.hpp"
-#include "gort/options.hpp"
 #include "http/chunked.hpp"
 #include "http/response.hpp"
+#include "http/settings.hpp"
 #include "http/status.hpp"
 
 namespace http {
@@ -130,7 +130,7 @@ class Session {
 // for settings.idle_timeout, takes longer than settings.header_timeout to send
 // a head (408), does not take an answer within settings.write_timeout, or a
 // response ends the connection. A zero timeout is no limit.
-void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings);
+void serve_conn(gort::net::Conn conn, const Settings& settings);
 
 // input_buffer_bytes() is what the input buffers of the connections being
 // served hold, in bytes: what idle connections cost beyond their sockets.

@@ -150,7 +150,7 @@ class HeadTimer {
 
 std::size_t input_buffer_bytes() { return in_bytes.load(std::memory_order_relaxed); }
 
-void serve_conn(gort::net::Conn conn, const gort::HttpSettings& settings) {
+void serve_conn(gort::net::Conn conn, const Settings& settings) {
   // Answers are small and each is written once: Nagle's algorithm would only
   // hold one back waiting for an ACK of the previous one.
   const int one = 1;

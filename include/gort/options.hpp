@@ -19,20 +19,3 @@ struct Options {
 
 }  // namespace gort
 
-#include <chrono>
-#include <cstddef>
-
-namespace gort {
-
-// HttpSettings are the conf keys of the example HTTP server (section [http]).
-struct HttpSettings {
-  std::size_t max_header_bytes = 1 << 20;  // http.max_header_bytes: request line + headers
-  std::chrono::milliseconds idle_timeout{60'000};  // http.idle_timeout: keep-alive idle limit
-  std::chrono::milliseconds header_timeout{10'000};  // http.header_timeout: whole request head
-  std::chrono::milliseconds write_timeout{30'000};   // http.write_timeout: each write of answers
-};
-// http_settings() returns the [http] settings in force. Precondition: the
-// runtime is initialised (inside gort::main).
-HttpSettings http_settings();
-
-}  // namespace gort

@@ -14,14 +14,14 @@ namespace gort::rt {
 
 namespace {
 
-enum class Kind { bytes, integer, boolean, choice, duration };
+enum class Kind { bytes, integer, boolean, choice };
 
 // One configuration key. alias is its GORTDEBUG short name, as in Go's GODEBUG.
 struct Key {
   const char* name;
   const char* alias;
   Kind kind;
-  std::int64_t min, max;  // inclusive range for bytes, integer and duration (ms)
+  std::int64_t min, max;  // inclusive range for bytes and integer
   std::function<void(Config&, std::int64_t, const std::string&)> set;
 };
 
@@ -70,14 +70,6 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) { c.io_recv_bufring = v != 0; }},
       {"io.multishot_accept", nullptr, Kind::boolean, 0, 1,
        [](Config& c, std::int64_t v, const std::string&) { c.io_multishot_accept = v != 0; }},
-      {"http.max_header_bytes", nullptr, Kind::bytes, 4 * KiB, 64 * MiB,
-       [](Config& c, std::int64_t v, const std::string&) { c.http_max_header_bytes = std::size_t(v); }},
-      {"http.idle_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
-       [](Config& c, std::int64_t v, const std::string&) { c.http_idle_timeout_ms = v; }},
-      {"http.header_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
-       [](Config& c, std::int64_t v, const std::string&) { c.http_header_timeout_ms = v; }},
-      {"http.write_timeout", nullptr, Kind::duration, 1, 24 * 3600 * 1000,
-       [](Config& c, std::int64_t v, const std::string&) { c.http_write_timeout_ms = v; }},
   };
   return k;
 }
@@ -95,6 +87,19 @@ const Key* find_key(std::string_view name) {
   return nullptr;
 }
 
+// owns_table() says whether a top-level table of a conf file is the runtime's:
+// one its keys live in ([stack], [log], [sched], [io]). A program may keep its
+// own tables in the same file (examples/http_server's [http]) and check them
+// itself; the runtime cannot know their keys, so it leaves them alone, while
+// every key of its own tables must still be one it knows.
+bool owns_table(std::string_view name) {
+  for (const Key& k : keys()) {
+    const std::string_view key(k.name);
+    if (key.size() > name.size() && key.starts_with(name) && key[name.size()] == '.') return true;
+  }
+  return false;
+}
+
 [[noreturn]] void fail(std::string_view where, std::string_view key, std::string_view what) {
   throw ConfigError(fmt::format("gort: config: {}: {}: {}", where, key, what));
 }
@@ -105,7 +110,6 @@ std::string kind_name(const Key& k) {
     case Kind::integer: return "an integer";
     case Kind::boolean: return "a boolean (true/false, or 1/0 in GORTDEBUG)";
     case Kind::choice: return fmt::format("one of {}", fmt::join(choices(k), ", "));
-    case Kind::duration: return "a duration in milliseconds (an integer, or a string like \"500ms\", \"60s\", \"2m\")";
   }
   return "?";
 }
@@ -117,10 +121,9 @@ struct Unit {
 };
 constexpr Unit kByteUnits[] = {{"", 1}, {"B", 1}, {"K", KiB}, {"KiB", KiB}, {"M", MiB}, {"MiB", MiB},
                                {"G", GiB}, {"GiB", GiB}};
-constexpr Unit kMsUnits[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
 
 // parse_units() parses a non-negative integer with one of units' suffixes
-// ("64KiB", "60s"), without overflow.
+// ("64KiB"), without overflow.
 template <std::size_t N>
 bool parse_units(std::string_view s, const Unit (&units)[N], std::int64_t& out) {
   std::int64_t v = 0;
@@ -138,8 +141,6 @@ bool parse_units(std::string_view s, const Unit (&units)[N], std::int64_t& out) 
 
 // parse_bytes() accepts "65536", "64K", "64KiB", "1M", "1MiB", "1G", "1GiB".
 bool parse_bytes(std::string_view s, std::int64_t& out) { return parse_units(s, kByteUnits, out); }
-// parse_duration_ms() accepts "1500", "1500ms", "60s", "2m", "1h".
-bool parse_duration_ms(std::string_view s, std::int64_t& out) { return parse_units(s, kMsUnits, out); }
 
 // A value as it came from a source, before checking against its key.
 using Raw = std::variant<std::int64_t, bool, std::string>;
@@ -190,13 +191,6 @@ void set_key(Config& cfg, const Key& k, const Raw& raw, bool from_text, std::str
       s = *t;
       break;
     }
-    case Kind::duration:
-      if (auto* i = std::get_if<std::int64_t>(&raw)) v = *i;
-      else if (auto* t = std::get_if<std::string>(&raw); !t || !parse_duration_ms(*t, v)) bad();
-      if (v < k.min || v > k.max) {
-        fail(where, k.name, fmt::format("{} ms is out of range [{}, {}]", v, k.min, k.max));
-      }
-      break;
   }
   k.set(cfg, v, s);
 }
@@ -211,14 +205,15 @@ void load_file(Config& cfg, const std::string& path) {
   } catch (const std::exception& e) {
     throw ConfigError(fmt::format("gort: config: {}: cannot read: {}", path, e.what()));
   }
-  // Walk every leaf so that a misspelt key or section is reported, not ignored.
+  // Walk every leaf of the runtime's tables so that a misspelt key is reported,
+  // not ignored.
   std::function<void(const toml::table&, const std::string&)> walk =
       [&](const toml::table& t, const std::string& prefix) {
         for (const auto& [name, node] : t) {
           std::string full = prefix.empty() ? std::string(name.str()) : prefix + "." + std::string(name.str());
           std::string where = fmt::format("{}:{}", path, node.source().begin.line);
           if (const auto* sub = node.as_table()) {
-            walk(*sub, full);
+            if (!prefix.empty() || owns_table(full)) walk(*sub, full);
             continue;
           }
           const Key* k = find_key(full);

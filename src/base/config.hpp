@@ -3,7 +3,9 @@
 //
 // Every key is listed, with its default and the reason for it, in conf/gort.conf.
 // An unknown key or a bad value is a ConfigError naming the key and where it was
-// set ("conf/x.conf:12", "GORTDEBUG", "gort::Options"); nothing is ignored.
+// set ("conf/x.conf:12", "GORTDEBUG", "gort::Options"); nothing is ignored but
+// a file's top-level tables that are not the runtime's, which belong to the
+// program sharing the file (examples/http_server's [http]).
 #pragma once
 
 #include <cstddef>
@@ -41,10 +43,6 @@ struct Config {
   bool io_coop_taskrun = true;          // io.coop_taskrun
   bool io_recv_bufring = false;         // io.recv_bufring
   bool io_multishot_accept = false;     // io.multishot_accept
-  std::size_t http_max_header_bytes = 1 << 20;  // http.max_header_bytes
-  std::int64_t http_idle_timeout_ms = 60'000;   // http.idle_timeout
-  std::int64_t http_header_timeout_ms = 10'000; // http.header_timeout
-  std::int64_t http_write_timeout_ms = 30'000;  // http.write_timeout
   bool operator==(const Config&) const = default;
 };
 
