@@ -103,10 +103,10 @@ struct chanaccess {
 
 }  // namespace detail
 
-// try_recv_result is what Chan::try_recv() found: a value, or none because the
+// TryRecvResult is what Chan::try_recv() found: a value, or none because the
 // channel is empty (closed == false) or closed and drained (closed == true).
 template <class T>
-struct try_recv_result {
+struct TryRecvResult {
   std::optional<T> value;
   bool closed = false;
 };
@@ -169,8 +169,8 @@ class Chan {
 
   // try_recv() takes a value if one is ready, without waiting; else it says
   // whether the channel is merely empty or closed and drained.
-  try_recv_result<T> try_recv() const {
-    try_recv_result<T> r;
+  TryRecvResult<T> try_recv() const {
+    TryRecvResult<T> r;
     r.closed = detail::chanrecv(c_, &r.value, false) && !r.value.has_value();
     return r;
   }
@@ -329,7 +329,7 @@ std::size_t select(Cases&&... cases) {
 // ---- timers ----
 
 namespace detail {
-struct timerchan;  // chan.cpp
+struct timerchan;  // timerchan.cpp
 }
 
 // Timer is Go's time.Timer, with Go 1.23's guarantees: after stop() or reset()

@@ -35,8 +35,8 @@ namespace gort::rt {
 struct PollDesc {
   std::atomic<std::uintptr_t> rg{0};
   std::atomic<std::uintptr_t> wg{0};
-  Timer rt;  // read and write deadlines
-  Timer wt;
+  RuntimeTimer rt;  // read and write deadlines
+  RuntimeTimer wt;
   PollDesc* link = nullptr;  // free list
 };
 
@@ -176,7 +176,7 @@ class Epoll final : public Backend {
     std::atomic<std::uintptr_t>& gpp = w ? pd->wg : pd->rg;
     struct Wait {
       const net::FdState* fd;
-      Timer* t;
+      RuntimeTimer* t;
     } wait{&fd, nullptr};
     if (deadline != 0) {
       wait.t = w ? &pd->wt : &pd->rt;

@@ -99,7 +99,7 @@ struct UringOp {
   void* buf = nullptr;  // recv with a provided buffer: where netpoll copies the bytes
   int res = 0;
   bool done = false;  // written and read only by the P's owner (rule 1)
-  Timer deadline;     // owner-only: see "Deadlines" above
+  RuntimeTimer deadline;     // owner-only: see "Deadlines" above
 };
 
 UringP* up(P* p) { return static_cast<UringP*>(p->poller); }

@@ -98,7 +98,7 @@ void ready_sleeper(void* arg) { goready(static_cast<G*>(arg)); }
 
 // Runs once the sleeper is off its stack: only then may the timer fire.
 bool start_sleep_timer(G*, void* t) {
-  addtimer(static_cast<Timer*>(t));
+  addtimer(static_cast<RuntimeTimer*>(t));
   return true;
 }
 
@@ -114,8 +114,8 @@ void sleep_ns(std::int64_t ns) {
     gosched();
     return;
   }
-  if (gp->sleeptimer == nullptr) gp->sleeptimer = new Timer;
-  Timer* t = gp->sleeptimer;
+  if (gp->sleeptimer == nullptr) gp->sleeptimer = new RuntimeTimer;
+  RuntimeTimer* t = gp->sleeptimer;
   t->when = nanotime() + ns;
   t->period = 0;
   t->f = ready_sleeper;

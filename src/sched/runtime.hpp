@@ -49,7 +49,7 @@ namespace gort::rt {
 struct G;
 struct M;
 struct P;
-struct Timer;
+struct RuntimeTimer;
 struct Sudog;
 
 enum class Gstatus : std::uint32_t { idle, runnable, running, syscall, waiting, dead };
@@ -87,7 +87,7 @@ struct G : StackOwner {
   const char* waitreason = "";
   std::int64_t waitsince = 0;   // nanotime() when it parked
   std::atomic<std::uint32_t> selectdone{0};
-  Timer* sleeptimer = nullptr;  // reused by sleep and timeouts
+  RuntimeTimer* sleeptimer = nullptr;  // reused by sleep and timeouts
   // Preemption: sysmon sets it for a hog; checked at every runtime call.
   std::atomic<bool> preempt{false};
   // Panic and goexit.
@@ -193,9 +193,9 @@ struct P {
   // exited (warmest in this CPU's cache) on top.
   G* gfree[kGfreeMax] = {};
   int gfreecnt = 0;
-  // Timers (rule 5): a 4-ary min-heap on Timer::when.
+  // Timers (rule 5): a 4-ary min-heap on RuntimeTimer::when.
   Lock timerslock;
-  std::vector<Timer*> timers;
+  std::vector<RuntimeTimer*> timers;
   std::atomic<std::int64_t> timer0when{0};  // earliest when, 0 if none
   // sysmon's view.
   std::uint32_t sm_schedtick = 0, sm_syscalltick = 0;

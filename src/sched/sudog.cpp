@@ -11,7 +11,7 @@ namespace {
 
 struct TimedPark {
   Lock* l;
-  Timer* t;
+  RuntimeTimer* t;
 };
 
 // Runs once the goroutine is off its stack: only then may the timer fire.
@@ -47,7 +47,7 @@ bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadl
     bool timedout = false;
     std::atomic<bool> fdone{false};  // the timer function has finished with us
   } race{done, s.g};
-  Timer t;
+  RuntimeTimer t;
   t.when = deadline;
   t.arg = &race;
   t.f = [](void* arg) {

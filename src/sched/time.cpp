@@ -13,13 +13,13 @@ namespace {
 // than a binary heap for the same number of timers (Go's choice too).
 constexpr std::size_t kArity = 4;
 
-void set_at(P* p, std::size_t i, Timer* t) {
+void set_at(P* p, std::size_t i, RuntimeTimer* t) {
   p->timers[i] = t;
   t->index = static_cast<int>(i);
 }
 
 void siftup(P* p, std::size_t i) {
-  Timer* t = p->timers[i];
+  RuntimeTimer* t = p->timers[i];
   while (i > 0) {
     std::size_t parent = (i - 1) / kArity;
     if (p->timers[parent]->when <= t->when) break;
@@ -31,7 +31,7 @@ void siftup(P* p, std::size_t i) {
 
 void siftdown(P* p, std::size_t i) {
   const std::size_t n = p->timers.size();
-  Timer* t = p->timers[i];
+  RuntimeTimer* t = p->timers[i];
   for (;;) {
     std::size_t c = i * kArity + 1;
     if (c >= n) break;
@@ -51,16 +51,16 @@ void update_timer0(P* p) {
 }
 
 // heap_add() and heap_remove() need p->timerslock.
-void heap_add(P* p, Timer* t) {
+void heap_add(P* p, RuntimeTimer* t) {
   t->pp.store(p, std::memory_order_relaxed);
   p->timers.push_back(t);
   siftup(p, p->timers.size() - 1);
   update_timer0(p);
 }
 
-void heap_remove(P* p, Timer* t) {
+void heap_remove(P* p, RuntimeTimer* t) {
   std::size_t i = static_cast<std::size_t>(t->index);
-  Timer* last = p->timers.back();
+  RuntimeTimer* last = p->timers.back();
   p->timers.pop_back();
   if (last != t) {
     set_at(p, i, last);
@@ -85,7 +85,7 @@ void wake_for_timer(std::int64_t when) {
 
 }  // namespace
 
-void addtimer(Timer* t) {
+void addtimer(RuntimeTimer* t) {
   M* m = getm();
   P* p = m != nullptr && m->p != nullptr ? m->p : sched.allp[fastrandn(static_cast<std::uint32_t>(sched.procs))];
   p->timerslock.lock();
@@ -103,7 +103,7 @@ void addtimer(Timer* t) {
   }
 }
 
-bool deltimer(Timer* t) {
+bool deltimer(RuntimeTimer* t) {
   for (;;) {
     P* p = t->pp.load(std::memory_order_relaxed);
     if (p == nullptr) return false;
@@ -124,7 +124,7 @@ void checktimers(P* p, std::int64_t now) {
   const bool owner = m != nullptr && m->p == p;
   p->timerslock.lock();
   while (!p->timers.empty() && p->timers[0]->when <= now) {
-    Timer* t = p->timers[0];
+    RuntimeTimer* t = p->timers[0];
     if (t->owneronly && !owner) break;  // its P's M will run it (and the rest)
     heap_remove(p, t);
     if (t->period > 0) {

@@ -9,7 +9,9 @@ namespace gort::rt {
 
 struct P;
 
-struct Timer {
+// RuntimeTimer is Go's runtime timer (gort::Timer, the public one, is built on
+// it in timerchan.cpp): a deadline and a function run on a P's M.
+struct RuntimeTimer {
   std::int64_t when = 0;    // nanotime() deadline
   std::int64_t period = 0;  // > 0: fires again every period ns
   // f runs on an M with a P, with no runtime lock held. It must not block.
@@ -25,9 +27,9 @@ struct Timer {
 
 // addtimer() schedules t (not already scheduled) on the caller's P, or on a P
 // chosen at random from a plain thread, and wakes an M if one must sleep less.
-void addtimer(Timer* t);
+void addtimer(RuntimeTimer* t);
 // deltimer() unschedules t; false if it was not pending (already fired or firing).
-bool deltimer(Timer* t);
+bool deltimer(RuntimeTimer* t);
 // checktimers() runs p's timers that are due by now.
 void checktimers(P* p, std::int64_t now);
 // timers_earliest() is the earliest deadline over all Ps, 0 if none.

@@ -1,4 +1,4 @@
-// gort::Timer and gort::after: Go's time.Timer and time.After, runtime timers
+// gort::RuntimeTimer and gort::after: Go's time.Timer and time.After, runtime timers
 // (time.hpp) that deliver on channels.
 //
 // A timer's function runs on an M with no lock held and must not block, so it
@@ -38,7 +38,7 @@ bool drain(hchan* c) {
 
 // after()'s timer owns a handle to its channel and frees itself once it fired.
 struct afterstate {
-  rt::Timer t;
+  rt::RuntimeTimer t;
   hchan* c;
 };
 
@@ -53,7 +53,7 @@ void afterfire(void* arg) {
 
 // A Timer's runtime timer; the Timer holds the handle to c.
 struct timerchan {
-  rt::Timer t;
+  rt::RuntimeTimer t;
   hchan* c = nullptr;
   rt::Lock mu;                      // serialises stop and reset
   std::atomic<bool> armed{false};   // added, and timerfire has not finished
@@ -68,7 +68,7 @@ void timerfire(void* arg) {
 }
 
 // starttimer() schedules t; the runtime's timers need its Ps.
-void starttimer(rt::Timer* t) {
+void starttimer(rt::RuntimeTimer* t) {
   if (sched.procs == 0) fatal("gort::Timer, gort::after: the runtime is not started (call gort::main first)");
   addtimer(t);
 }
