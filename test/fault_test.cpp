@@ -43,9 +43,9 @@ void run_goroutine(std::uint64_t goid, void (*fn)(void*)) {
   r.g.stack = stackalloc(&r.g);
   init_thread_context(r.main);
   make_context(r.co, r.g.stack.lo, r.g.stack.hi, fn, &r);
-  setg(&r.g);
+  setowner(&r.g);
   switch_context(r.main, r.co, &r);
-  setg(nullptr);
+  setowner(nullptr);
 }
 
 }  // namespace

@@ -450,7 +450,7 @@ G* malg() {
   p->runningg.store(gp, std::memory_order_release);
   p->runninggoid.store(gp->goid, std::memory_order_relaxed);
   owner_add(p->schedtick);
-  setg(gp);
+  setowner(gp);
 }
 
 // after_switch_slow() carries out a request other than a yield's (rule 4).
@@ -521,7 +521,7 @@ G* malg() {
 [[gnu::always_inline]] inline Context& nextctx(M* m, G* next) {
   if (next == nullptr) {
     m->curg = nullptr;
-    setg(nullptr);
+    setowner(nullptr);
     return m->g0;
   }
   execute(m, next);
@@ -843,9 +843,9 @@ void systemstack(void (*fn)(void*), void* arg) {
     c->fn(c->arg);
     switch_context_final(c->self, *c->back);
   }, &call);
-  setg(nullptr);
+  setowner(nullptr);
   switch_context(gp->ctx, call.self);
-  setg(gp);
+  setowner(gp);
   destroy_context(call.self);
 #if defined(__SANITIZE_ADDRESS__)
   // fn's frames ended with a final switch, leaving their redzones poisoned on

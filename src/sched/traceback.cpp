@@ -134,7 +134,7 @@ void traceback_parked(Printer& out, const G* gp) {
 // of the file). Cheap on any thread; off goroutine stacks it records nothing.
 extern "C" void __cxa_throw(void* obj, void* type, void (*dest)(void*)) {
   using namespace gort::rt;
-  if (const StackOwner* g = getg(); g != nullptr) {
+  if (const StackOwner* g = getowner(); g != nullptr) {
     ThrowRecord& r = throwrec;
     r.g = g;
     r.goid = g->goid;

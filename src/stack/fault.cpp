@@ -153,7 +153,7 @@ void on_fault(int sig, siginfo_t* si, void* uctx) {
   const std::uintptr_t sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
   const std::uintptr_t pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
   const std::uintptr_t fp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RBP]);
-  const StackOwner* g = getg();
+  const StackOwner* g = getowner();
 
   if (sig == SIGSEGV && g != nullptr) {
     const Stack& s = g->stack;
@@ -266,4 +266,4 @@ void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why) {
 
 }  // namespace gort::rt
 
-thread_local const gort::rt::StackOwner* gort_tls_g = nullptr;
+thread_local const gort::rt::StackOwner* gort_tls_owner = nullptr;

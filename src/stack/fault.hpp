@@ -25,21 +25,21 @@ void minit_signalstack();
 
 // The owner whose stack the calling thread runs on (local-exec TLS, as
 // gort_tls_m: a fixed %fs offset, safe to read in the signal handler).
-extern "C" __attribute__((tls_model("local-exec"))) thread_local const gort::rt::StackOwner* gort_tls_g;
+extern "C" __attribute__((tls_model("local-exec"))) thread_local const gort::rt::StackOwner* gort_tls_owner;
 
 namespace gort::rt {
 
-// setg() tells the handler which owner's stack the calling thread runs on now
+// setowner() tells the handler which owner's stack the calling thread runs on now
 // (nullptr: its own). The scheduler calls it at every switch, so it is one store
 // through %fs; asm volatile, so the compiler never reuses a TLS address computed
 // before a switch (the goroutine may have moved to another thread).
-inline void setg(const StackOwner* g) {
-  asm volatile("movq %0, %%fs:gort_tls_g@tpoff" : : "r"(g) : "memory");
+inline void setowner(const StackOwner* g) {
+  asm volatile("movq %0, %%fs:gort_tls_owner@tpoff" : : "r"(g) : "memory");
 }
-// getg() is the owner set by setg() on the calling thread.
-inline const StackOwner* getg() {
+// getowner() is the owner set by setowner() on the calling thread.
+inline const StackOwner* getowner() {
   const StackOwner* g;
-  asm volatile("movq %%fs:gort_tls_g@tpoff, %0" : "=r"(g));
+  asm volatile("movq %%fs:gort_tls_owner@tpoff, %0" : "=r"(g));
   return g;
 }
 
