@@ -25,7 +25,7 @@ __attribute__((noinline)) void gort_test_dump_sleeper() {
   asm volatile("");
 }
 
-__attribute__((noinline)) void gort_test_dump_parked(std::atomic<G*>* slot, const char* reason) {
+__attribute__((noinline)) void gort_test_dump_parked(std::atomic<G*>* slot, gort::rt::WaitReason reason) {
   gort::rt::gopark(
       [](G* gp, void* arg) {
         static_cast<std::atomic<G*>*>(arg)->store(gp);
@@ -53,7 +53,7 @@ struct Parked {
 
   // start() runs a goroutine named name that parks with reason, and waits until
   // it is parked. Precondition: on a goroutine.
-  std::uint64_t start(const char* name, const char* reason) {
+  std::uint64_t start(const char* name, gort::rt::WaitReason reason) {
     gort::go({.name = name}, [this, reason] {
       gort_test_dump_parked(&g, reason);
       done = true;
@@ -93,8 +93,8 @@ TEST_CASE("dump_goroutines prints parked goroutines: header, wait reason, name, 
   std::uint64_t me = 0, a = 0, b = 0;
   gort::main([&] {
     Parked pa, pb;
-    a = pa.start("parked-a", "test wait");
-    b = pb.start("parked-b", "chan receive");
+    a = pa.start("parked-a", gort::rt::WaitReason::sync_cond_wait);
+    b = pb.start("parked-b", gort::rt::WaitReason::chan_receive);
     me = gort::goid();
     gort::dump_goroutines(f);
     pa.release();
@@ -106,14 +106,14 @@ TEST_CASE("dump_goroutines prints parked goroutines: header, wait reason, name, 
   // The caller first, walked in place.
   CHECK(d.rfind("goroutine " + std::to_string(me) + " [running]:\nstack=[0x", 0) == 0);
   const std::string ba = block_of(d, a), bb = block_of(d, b);
-  CHECK(ba.rfind("goroutine " + std::to_string(a) + " [test wait] \"parked-a\":\nstack=[0x", 0) == 0);
+  CHECK(ba.rfind("goroutine " + std::to_string(a) + " [sync.Cond.Wait] \"parked-a\":\nstack=[0x", 0) == 0);
   CHECK(bb.rfind("goroutine " + std::to_string(b) + " [chan receive] \"parked-b\":\nstack=[0x", 0) == 0);
   // Named, for GCC 12's false -Wrestrict (net.cpp, Addr::to_string).
   const std::string stack_bytes = std::to_string(gort::rt::stack_default_size());
   CHECK(contains(ba, " " + stack_bytes + " bytes, "));
   CHECK(contains(ba, " used\n"));
   // (gopark's own frame is gone: it tail-calls the switch.)
-  CHECK(contains(ba, "\ngort_test_dump_parked(std::atomic<gort::rt::G*>*, char const*)\n"));
+  CHECK(contains(ba, "\ngort_test_dump_parked(std::atomic<gort::rt::G*>*, gort::rt::WaitReason)\n"));
   CHECK(contains(ba, "\ngort::rt::run_goroutine("));
   CHECK(contains(bb, "\ngort_test_dump_parked("));
 }
@@ -126,7 +126,7 @@ TEST_CASE("dump_goroutines from a plain thread to a FILE without a descriptor") 
   std::uint64_t me = 0, a = 0;
   gort::main([&] {
     Parked pa;
-    a = pa.start("parked-plain", "test wait");
+    a = pa.start("parked-plain", gort::rt::WaitReason::sync_cond_wait);
     me = gort::goid();
     gort::syscall([&] { std::thread([&] { gort::dump_goroutines(f); }).join(); });
     pa.release();
@@ -138,7 +138,7 @@ TEST_CASE("dump_goroutines from a plain thread to a FILE without a descriptor") 
   // No caller goroutine: ours is in a syscall, on another thread.
   CHECK(block_of(d, me).rfind("goroutine " + std::to_string(me) + " [syscall]:\nstack=[0x", 0) == 0);
   CHECK(contains(block_of(d, me), "\n(running on another thread)"));
-  CHECK(block_of(d, a).rfind("goroutine " + std::to_string(a) + " [test wait] \"parked-plain\":\n", 0) == 0);
+  CHECK(block_of(d, a).rfind("goroutine " + std::to_string(a) + " [sync.Cond.Wait] \"parked-plain\":\n", 0) == 0);
   CHECK(contains(block_of(d, a), "\ngort_test_dump_parked("));
 }
 
@@ -174,7 +174,7 @@ TEST_CASE("stats counts goroutines by state, processors and events") {
   gort::main([&] {
     before = gort::stats();
     Parked p[3];
-    for (auto& x : p) x.start("counted", "test wait");
+    for (auto& x : p) x.start("counted", gort::rt::WaitReason::sync_cond_wait);
     parked = gort::stats();
     for (auto& x : p) x.release();
     // An exited goroutine stops counting once it is off its stack.

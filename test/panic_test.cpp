@@ -74,7 +74,7 @@ void park_for_waker(std::atomic<G*>* slot) {
         static_cast<std::atomic<G*>*>(arg)->store(gp);
         return true;
       },
-      slot, "test wait");
+      slot, gort::rt::WaitReason::sync_cond_wait);
 }
 
 bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }

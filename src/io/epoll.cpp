@@ -188,7 +188,7 @@ class Epoll final : public Backend {
     // The timer is armed and the close checked only once the word says
     // kWait: a timeout or close before then would find nobody to wake.
     nwait_.fetch_add(1, std::memory_order_relaxed);
-    const bool ready = netpollblock(gpp, "IO wait", [](void* a) {
+    const bool ready = netpollblock(gpp, WaitReason::io_wait, [](void* a) {
       auto* wt = static_cast<Wait*>(a);
       if (wt->t != nullptr) addtimer(wt->t);
       return !wt->fd->closed();

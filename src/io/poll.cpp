@@ -75,7 +75,7 @@ bool netpollpending(P* p) { return be->pending(p); }
 
 const char* io_backend_name() { return backend().name().data(); }
 
-bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason, bool (*onwait)(void*), void* arg) {
+bool netpollblock(std::atomic<std::uintptr_t>& gpp, WaitReason reason, bool (*onwait)(void*), void* arg) {
   std::uintptr_t old = gpp.load(std::memory_order_acquire);
   for (;;) {
     if (old == kReady) {

@@ -27,6 +27,7 @@ namespace gort::rt {
 struct P;
 struct G;
 struct GList;
+enum class WaitReason : std::uint8_t;  // sched/runtime.hpp
 
 // netpollinit() picks the backend (conf io.backend) and gives every P a poller.
 // Called once by schedinit, after the Ps exist.
@@ -66,7 +67,7 @@ constexpr std::uintptr_t kWait = 2;
 // once gpp says kWait, before parking: it arms what may unblock gpp (a
 // deadline timer, which before then could fire unseen) and returns false to
 // give up at once (the descriptor is closing).
-bool netpollblock(std::atomic<std::uintptr_t>& gpp, const char* reason, bool (*onwait)(void*) = nullptr,
+bool netpollblock(std::atomic<std::uintptr_t>& gpp, WaitReason reason, bool (*onwait)(void*) = nullptr,
                   void* arg = nullptr);
 // netpollunblock() sets gpp to kReady (ioready) or 0 and returns the goroutine
 // that was parked on it, for the caller to make runnable (netpoll lists it,

@@ -292,7 +292,7 @@ class Uring final : public Backend {
       op.deadline.owneronly = true;
       addtimer(&op.deadline);  // on p: we run on it
     }
-    gopark([](G*, void* arg) { return !static_cast<UringOp*>(arg)->done; }, &op, "IO wait");
+    gopark([](G*, void* arg) { return !static_cast<UringOp*>(arg)->done; }, &op, WaitReason::io_wait);
     if (deadline != 0) deltimer(&op.deadline);
     if (op.res == -ECANCELED && deadline != 0) return -ETIMEDOUT;
     return op.res;
@@ -368,7 +368,7 @@ class Uring final : public Backend {
       std::atomic<std::uintptr_t> word{0};
       q->waiters.push_back(&word);
       q->lock.unlock();
-      netpollblock(word, "IO wait (accept)");
+      netpollblock(word, WaitReason::io_wait_accept);
     }
   }
 

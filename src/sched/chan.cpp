@@ -31,7 +31,7 @@ namespace {
 // ep and blocks until a peer or close completes it. c->lock is held; it is
 // released once the caller is parked. Returns true if a peer completed the
 // exchange, false if c was closed.
-[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, const char* reason, M* m, G* gp) {
+[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, WaitReason reason, M* m, G* gp) {
   Note note;  // a plain thread sleeps on it
   Sudog s;
   waiter_init(s, &note, gp);
@@ -115,7 +115,7 @@ namespace {
     c->lock.unlock();
     return false;
   }
-  if (!chanpark(c, c->sendq, ep, "chan send", m, gp)) panic_send_closed();  // closed while waiting
+  if (!chanpark(c, c->sendq, ep, WaitReason::chan_send, m, gp)) panic_send_closed();  // closed while waiting
   return true;
 }
 
@@ -130,7 +130,7 @@ namespace {
     c->lock.unlock();
     return false;
   }
-  chanpark(c, c->recvq, ep, "chan receive", m, gp);
+  chanpark(c, c->recvq, ep, WaitReason::chan_receive, m, gp);
   return true;
 }
 

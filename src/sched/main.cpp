@@ -120,7 +120,7 @@ void sleep_ns(std::int64_t ns) {
   t->period = 0;
   t->f = ready_sleeper;
   t->arg = gp;
-  gopark(start_sleep_timer, t, "sleep");
+  gopark(start_sleep_timer, t, WaitReason::sleep);
 }
 
 void entersyscall() { rt::entersyscall(); }

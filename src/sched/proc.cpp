@@ -895,7 +895,7 @@ namespace {
 // unlockf(gp, arg) once gp is off its stack, a = parkunlock releases the Lock
 // arg (inline in after_switch).
 [[gnu::always_inline]] inline void park(M* m, G* gp, After a, bool (*unlockf)(G*, void*), void* arg,
-                                        const char* reason) {
+                                        WaitReason reason) {
   gp->waitreason = reason;
   gp->waitsince = sched.coarsenow.load(std::memory_order_relaxed);
   P* p = m->p;
@@ -905,14 +905,14 @@ namespace {
 
 }  // namespace
 
-void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason) {
+void gopark(bool (*unlockf)(G*, void*), void* arg, WaitReason reason) {
   M* m = getm();
   G* gp = getgp_parkable(m);
   if (gp == nullptr) fatal("gopark: not on a goroutine that holds a P");
   park(m, gp, After::park, unlockf, arg, reason);
 }
 
-void goparkunlock(M* m, G* gp, Lock* l, const char* reason) { park(m, gp, After::parkunlock, nullptr, l, reason); }
+void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) { park(m, gp, After::parkunlock, nullptr, l, reason); }
 
 void goready(G* gp) { goready_inline(gp); }
 

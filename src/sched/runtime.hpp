@@ -52,6 +52,28 @@ struct P;
 struct RuntimeTimer;
 struct Sudog;
 
+// Why a goroutine waits, as Go's waitReason; SIGQUIT dumps print its name
+// (waitreason_name), so the names are Go's where Go has the same wait.
+enum class WaitReason : std::uint8_t {
+  none,
+  chan_receive,
+  chan_send,
+  select,
+  select_no_cases,
+  sleep,
+  io_wait,
+  io_wait_accept,
+  sync_mutex_lock,
+  sync_rwmutex_lock,
+  sync_rwmutex_rlock,
+  sync_waitgroup_wait,
+  sync_cond_wait,
+  semaphore_acquire,
+};
+
+// waitreason_name() is r as dumps print it ("chan receive", "IO wait", ...).
+const char* waitreason_name(WaitReason r);
+
 enum class Gstatus : std::uint32_t { idle, runnable, running, syscall, waiting, dead };
 enum class Pstatus : std::uint32_t { idle, running, syscall };
 
@@ -84,7 +106,7 @@ struct G : StackOwner {
   Sudog* waiting = nullptr;     // waiter records of a blocked chan op / select
   // Why it waits, for dumps. Every park sets it; it is read only while the
   // status is waiting, so a wake-up leaves it stale instead of clearing it.
-  const char* waitreason = "";
+  WaitReason waitreason = WaitReason::none;
   std::int64_t waitsince = 0;   // nanotime() when it parked
   std::atomic<std::uint32_t> selectdone{0};
   RuntimeTimer* sleeptimer = nullptr;  // reused by sleep and timeouts
@@ -316,12 +338,12 @@ inline G* getgp_parkable() { return getgp_parkable(getm()); }
 // gopark() blocks the calling goroutine. After it is off its stack, unlockf(gp,
 // arg) runs on the M; if that returns false the goroutine is resumed at once.
 // Precondition: running on a goroutine.
-void gopark(bool (*unlockf)(G*, void*), void* arg, const char* reason);
+void gopark(bool (*unlockf)(G*, void*), void* arg, WaitReason reason);
 // goparkunlock() is gopark() for gp, running on m, whose unlockf releases l:
 // channels, semaphores and every other waiter that parks under a lock. The
 // caller passes what it already read (park_waiter: the waiter's record).
 // Preconditions: m is getm(), gp is getgp_parkable(m) and not null, l held.
-void goparkunlock(M* m, G* gp, Lock* l, const char* reason);
+void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason);
 // goready() makes a waiting goroutine runnable on the caller's P (or globally
 // from a plain thread) and wakes an idle P if there is one.
 void goready(G* gp);

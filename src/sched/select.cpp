@@ -111,7 +111,7 @@ int selectgo(scase* cas, std::uint16_t* order0, std::size_t ncases, bool block, 
   if (self.g != nullptr) self.g->waiting = norder > 0 ? sgs : nullptr;
   sw.parked.lock();
   selunlock(cas, lockorder, norder);
-  const bool woken = park_waiter_until(self, sw.parked, norder > 0 ? "select" : "select (no cases)", deadline);
+  const bool woken = park_waiter_until(self, sw.parked, norder > 0 ? WaitReason::select : WaitReason::select_no_cases, deadline);
   if (self.g != nullptr) self.g->waiting = nullptr;
 
   // Pass 3: take the records that did not fire off their queues.

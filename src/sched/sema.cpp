@@ -128,7 +128,7 @@ struct Waiter {
 
   // park() blocks until the record is readied. Precondition: it is queued in
   // b, whose lock is held; the lock is released once the caller is parked.
-  void park(SemaBucket& b, const char* reason) {
+  void park(SemaBucket& b, WaitReason reason) {
     // Linked from the G while parked, so stack walkers can find the record.
     if (s.g != nullptr) s.g->waiting = &s;
     park_waiter(s, b.lock, reason);
@@ -159,7 +159,7 @@ bool cansemacquire(std::atomic<std::uint32_t>* addr) {
 
 // ---- Counting semaphores ----
 
-void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, const char* reason) {
+void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason) {
   if (cansemacquire(addr)) return;
   checkpreempt();
   SemaBucket& b = semroot(addr);
@@ -233,7 +233,7 @@ void notifylistwait(NotifyList* l, std::uint32_t t) {
   }
   Waiter w(l, t);
   b.queue(l, &w.s, false);
-  w.park(b, "sync.Cond.Wait");
+  w.park(b, WaitReason::sync_cond_wait);
 }
 
 void notifylistnotifyone(NotifyList* l) {
@@ -316,7 +316,7 @@ void semacquire_weighted(std::atomic<std::int64_t>* state, std::int64_t k) {
     }
   }
   b.queue(state, &w.s, false);
-  w.park(b, "semaphore acquire");
+  w.park(b, WaitReason::semaphore_acquire);
   // semrelease_weighted took our units for us before waking us.
 }
 

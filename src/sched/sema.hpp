@@ -17,7 +17,7 @@ namespace gort::rt {
 // semacquire() waits until *addr > 0 and decrements it. lifo queues the caller
 // at the head rather than the tail (sync.Mutex: a waiter woken once that lost the
 // race to a newcomer goes back to the front). reason is shown in goroutine dumps.
-void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, const char* reason);
+void semacquire(std::atomic<std::uint32_t>* addr, bool lifo, WaitReason reason);
 
 // semrelease() increments *addr and wakes the first waiter on addr, if any. With
 // handoff the count goes straight to that waiter (no newcomer can take it in

@@ -24,7 +24,7 @@ bool unlock_and_arm(G*, void* p) {
 
 }  // namespace
 
-bool park_waiter_until(Sudog& s, Lock& l, const char* reason, std::int64_t deadline) {
+bool park_waiter_until(Sudog& s, Lock& l, WaitReason reason, std::int64_t deadline) {
   if (deadline == 0) {
     park_waiter(s, l, reason);
     return true;

@@ -70,7 +70,7 @@ void Mutex::lock_slow() {
     // A waiter that has waited before goes back to the front of the queue.
     const bool lifo = waitstart != 0;
     if (waitstart == 0) waitstart = rt::nanotime();
-    rt::semacquire(&sema_, lifo, "sync.Mutex.Lock");
+    rt::semacquire(&sema_, lifo, rt::WaitReason::sync_mutex_lock);
     starving = starving || rt::nanotime() - waitstart > kStarvationThresholdNs;
     old = state_.load(std::memory_order_relaxed);
     if ((old & kStarving) != 0) {
@@ -119,7 +119,7 @@ void RWMutex::lock() {
   w_.lock();  // first exclude other writers
   // Announce the writer to readers, then wait for the active ones to leave.
   const std::int32_t r = reader_count_.fetch_sub(kMaxReaders);
-  if (r != 0 && reader_wait_.fetch_add(r) + r != 0) rt::semacquire(&writer_sem_, false, "sync.RWMutex.Lock");
+  if (r != 0 && reader_wait_.fetch_add(r) + r != 0) rt::semacquire(&writer_sem_, false, rt::WaitReason::sync_rwmutex_lock);
 }
 
 bool RWMutex::try_lock() {
@@ -144,7 +144,7 @@ void RWMutex::unlock() {
 
 void RWMutex::lock_shared_slow() {
   // A writer holds or waits for the lock: it lets us in when it unlocks.
-  rt::semacquire(&reader_sem_, false, "sync.RWMutex.RLock");
+  rt::semacquire(&reader_sem_, false, rt::WaitReason::sync_rwmutex_rlock);
 }
 
 bool RWMutex::try_lock_shared() {
@@ -192,7 +192,7 @@ void WaitGroup::wait() {
   for (;;) {
     if (static_cast<std::int32_t>(s >> 32) == 0) return;
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-      rt::semacquire(&sema_, false, "sync.WaitGroup.Wait");
+      rt::semacquire(&sema_, false, rt::WaitReason::sync_waitgroup_wait);
       if (state_.load() != 0) {
         throw panic_error("sync: WaitGroup is reused before previous wait has returned");
       }

@@ -71,12 +71,31 @@ const char* status_name(Gstatus s) {
 
 const ThrowRecord& lastthrow() { return throwrec; }
 
+const char* waitreason_name(WaitReason r) {
+  switch (r) {
+    case WaitReason::none: return "";
+    case WaitReason::chan_receive: return "chan receive";
+    case WaitReason::chan_send: return "chan send";
+    case WaitReason::select: return "select";
+    case WaitReason::select_no_cases: return "select (no cases)";
+    case WaitReason::sleep: return "sleep";
+    case WaitReason::io_wait: return "IO wait";
+    case WaitReason::io_wait_accept: return "IO wait (accept)";
+    case WaitReason::sync_mutex_lock: return "sync.Mutex.Lock";
+    case WaitReason::sync_rwmutex_lock: return "sync.RWMutex.Lock";
+    case WaitReason::sync_rwmutex_rlock: return "sync.RWMutex.RLock";
+    case WaitReason::sync_waitgroup_wait: return "sync.WaitGroup.Wait";
+    case WaitReason::sync_cond_wait: return "sync.Cond.Wait";
+    case WaitReason::semaphore_acquire: return "semaphore acquire";
+  }
+  return "?";
+}
+
 void print_goroutine_header(Printer& out, const G* gp) {
   const Gstatus s = gp->status.load(std::memory_order_relaxed);
   out.str("goroutine ").dec(gp->goid).str(" [");
-  const char* reason = gp->waitreason;
-  if (s == Gstatus::waiting && reason[0] != 0) {
-    out.str(reason);
+  if (s == Gstatus::waiting && gp->waitreason != WaitReason::none) {
+    out.str(waitreason_name(gp->waitreason));
     const std::int64_t mins = (nanotime_coarse() - gp->waitsince) / 60'000'000'000;
     if (mins > 0) out.str(", ").sdec(mins).str(" minutes");
   } else {
