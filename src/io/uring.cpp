@@ -163,7 +163,7 @@ class Uring final : public Backend {
     UringP* u = up(p);
     unsigned head;
     unsigned seen = 0;
-    const int start = ready.n;
+    int n = 0;  // goroutines listed
     // No more than max (the scheduler passes its run queue's room): the rest
     // wait in the CQ, in completion order, for the next look. Overflowing into
     // the global queue instead starved them (drained one per 61 ticks while
@@ -173,7 +173,7 @@ class Uring final : public Backend {
     }
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&u->ring, head, cqe) {
-      if (ready.n - start >= max) break;
+      if (n >= max) break;
       seen++;
       const std::uint64_t ud = cqe->user_data;
       if (ud == kIgnore) continue;
@@ -182,7 +182,7 @@ class Uring final : public Backend {
         continue;
       }
       if ((ud & kAcceptTag) != 0) {
-        accept_complete(p, reinterpret_cast<AcceptQ*>(ud & ~kAcceptTag), cqe, ready);
+        n += accept_complete(p, reinterpret_cast<AcceptQ*>(ud & ~kAcceptTag), cqe, ready);
         continue;
       }
       auto* op = reinterpret_cast<UringOp*>(ud);
@@ -191,6 +191,7 @@ class Uring final : public Backend {
       op->done = true;
       p->io.inflight--;
       ready.push(op->g);
+      n++;
     }
     io_uring_cq_advance(&u->ring, seen);
   }
@@ -374,8 +375,8 @@ class Uring final : public Backend {
 
   // accept_complete() files one completion of q's multishot accept (run by
   // the P's owner in netpoll) and lists in ready the accepters it concerns:
-  // one per new descriptor, all when the multishot ended.
-  static void accept_complete(P* p, AcceptQ* q, const io_uring_cqe* cqe, GList& ready) {
+  // one per new descriptor, all when the multishot ended. Returns how many.
+  static int accept_complete(P* p, AcceptQ* q, const io_uring_cqe* cqe, GList& ready) {
     const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     q->lock.lock();
     if (cqe->res >= 0) {
@@ -401,10 +402,15 @@ class Uring final : public Backend {
     }
     const bool free = !more && q->dead;
     q->lock.unlock();
+    int listed = 0;
     for (std::size_t i = 0; i < n; i++) {
-      if (G* gp = netpollunblock(*ws[i], true)) ready.push(gp);
+      if (G* gp = netpollunblock(*ws[i], true)) {
+        ready.push(gp);
+        listed++;
+      }
     }
     if (free) acceptq_free(q);
+    return listed;
   }
 
   // get_sqe() returns a free SQE of p's ring. Ring full: submit and retry,

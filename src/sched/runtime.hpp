@@ -127,19 +127,23 @@ struct G : StackOwner {
 
 // GList is Go's gList: goroutines linked through G::schedlink, in the order
 // pushed. netpoll hands the scheduler the goroutines its completions concern
-// in one (injectglist then makes them runnable). Owned by one M at a time.
+// in one (injectglist then makes them runnable). Owned by one M at a time;
+// not copyable (tailp points into it or into its last G).
 struct GList {
   G* head = nullptr;
-  G* tail = nullptr;
-  int n = 0;
-  // push() appends gp, which is on no other list.
+  G** tailp = &head;  // where the next push links: head, or the last G's schedlink
+
+  GList() = default;
+  GList(const GList&) = delete;
+  GList& operator=(const GList&) = delete;
+  // push() appends gp, which is on no other list. Two stores: it runs once
+  // per completion on the I/O path.
   void push(G* gp) {
-    gp->schedlink = nullptr;
-    if (tail != nullptr) tail->schedlink = gp;
-    else head = gp;
-    tail = gp;
-    n++;
+    *tailp = gp;
+    tailp = &gp->schedlink;
   }
+  // end() terminates the list after its last push, for a walk from head.
+  void end() { *tailp = nullptr; }
 };
 
 constexpr int kRunqSize = 256;
@@ -217,7 +221,7 @@ struct P {
   int gfreecnt = 0;
   // Timers (rule 5): a 4-ary min-heap on RuntimeTimer::when.
   Lock timerslock;
-  std::vector<RuntimeTimer*> timers;
+  std::vector<RuntimeTimer*> timers GUARDED_BY(timerslock);
   std::atomic<std::int64_t> timer0when{0};  // earliest when, 0 if none
   // sysmon's view.
   std::uint32_t sm_schedtick = 0, sm_syscalltick = 0;
@@ -265,28 +269,30 @@ struct Sched {
   std::int64_t spin_ns = 0;
   std::int64_t hog_ns = 0;
   // Under the lock, and the counts that every switch (runqsize) or spin reads.
+  // The atomics are written under it too, but read without it (a switch's
+  // look at runqsize, wakep's at npidle), so they are not GUARDED_BY.
   alignas(64) Lock lock;  // rule 2
-  GChunk* runqhead = nullptr;  // the global run queue: chunks, oldest first
-  GChunk* runqtail = nullptr;
+  GChunk* runqhead GUARDED_BY(lock) = nullptr;  // the global run queue: chunks, oldest first
+  GChunk* runqtail GUARDED_BY(lock) = nullptr;
   std::atomic<int> runqsize{0};  // Gs in it
-  GChunk* chunkfree = nullptr;   // empty chunks kept for reuse
-  int nchunkfree = 0;
-  M* midle = nullptr;
-  int nmidle = 0;
-  int mcount = 0;
-  P* pidle = nullptr;
+  GChunk* chunkfree GUARDED_BY(lock) = nullptr;   // empty chunks kept for reuse
+  int nchunkfree GUARDED_BY(lock) = 0;
+  M* midle GUARDED_BY(lock) = nullptr;
+  int nmidle GUARDED_BY(lock) = 0;
+  int mcount GUARDED_BY(lock) = 0;
+  P* pidle GUARDED_BY(lock) = nullptr;
   // Idle Ps whose M sleeps in their poller (src/io/poll.hpp rule 2); counted in npidle.
-  P* pnetwait = nullptr;
+  P* pnetwait GUARDED_BY(lock) = nullptr;
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
-  GBatch* gfree = nullptr;      // batches of exited Gs from Ps with too many (gfreebatchput)
-  GBatch* gbatchfree = nullptr;  // empty batches, for reuse (never freed)
+  GBatch* gfree GUARDED_BY(lock) = nullptr;      // batches of exited Gs from Ps with too many (gfreebatchput)
+  GBatch* gbatchfree GUARDED_BY(lock) = nullptr;  // empty batches, for reuse (never freed)
   std::atomic<int> ngfree{0};    // Gs in sched.gfree
   // Written once per batch of goroutine ids, per new G, per timed sleep.
   alignas(64) std::atomic<std::uint64_t> goidgen{0};
   // allgs: every G ever made (reused, never freed, as in Go).
   Lock allglock;
-  G* allgs = nullptr;
+  G* allgs GUARDED_BY(allglock) = nullptr;
   std::atomic<int> nallgs{0};
   // Earliest deadline an idle M is sleeping until (0: none sleeps timed).
   std::atomic<std::int64_t> sleep_until{0};
@@ -343,7 +349,7 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, WaitReason reason);
 // channels, semaphores and every other waiter that parks under a lock. The
 // caller passes what it already read (park_waiter: the waiter's record).
 // Preconditions: m is getm(), gp is getgp_parkable(m) and not null, l held.
-void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason);
+void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) RELEASE(l);
 // goready() makes a waiting goroutine runnable on the caller's P (or globally
 // from a plain thread) and wakes an idle P if there is one.
 void goready(G* gp);
