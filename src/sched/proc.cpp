@@ -84,13 +84,13 @@ void stopm();
 // calling M alone owns at that moment (acquirep always runs unlocked, on a P
 // its caller took off an idle list or was handed in M::nextp).
 
-void pidleput(P* p) REQUIRES(sched.lock) {
+void pidleput(P* p) {
   p->link = sched.pidle;
   sched.pidle = p;
   sched.npidle.fetch_add(1, std::memory_order_relaxed);
 }
 
-P* pidleget() REQUIRES(sched.lock) {
+P* pidleget() {
   P* p = sched.pidle;
   if (p != nullptr) {
     sched.pidle = p->link;
@@ -101,7 +101,7 @@ P* pidleget() REQUIRES(sched.lock) {
 
 // pnetwaitput() lists p, whose M m is about to sleep in netpollwait (poll.hpp
 // rule 2), among the idle Ps. Lock held.
-void pnetwaitput(P* p, M* m) REQUIRES(sched.lock) {
+void pnetwaitput(P* p, M* m) {
   p->netm = m;
   p->innetwait = true;
   p->link = sched.pnetwait;
@@ -110,7 +110,7 @@ void pnetwaitput(P* p, M* m) REQUIRES(sched.lock) {
 }
 
 // pnetwaitremove() takes p off the netwait list if it is still there. Lock held.
-void pnetwaitremove(P* p) REQUIRES(sched.lock) {
+void pnetwaitremove(P* p) {
   if (!p->innetwait) return;
   for (P** pp = &sched.pnetwait; *pp != nullptr; pp = &(*pp)->link) {
     if (*pp == p) {
@@ -122,13 +122,13 @@ void pnetwaitremove(P* p) REQUIRES(sched.lock) {
   sched.npidle.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void mput(M* m) REQUIRES(sched.lock) {
+void mput(M* m) {
   m->schedlink = sched.midle;
   sched.midle = m;
   sched.nmidle++;
 }
 
-M* mget() REQUIRES(sched.lock) {
+M* mget() {
   M* m = sched.midle;
   if (m != nullptr) {
     sched.midle = m->schedlink;
@@ -138,7 +138,7 @@ M* mget() REQUIRES(sched.lock) {
 }
 
 // mremove() takes m off the idle list if it is there. Lock held.
-bool mremove(M* m) REQUIRES(sched.lock) {
+bool mremove(M* m) {
   for (M** pp = &sched.midle; *pp != nullptr; pp = &(*pp)->schedlink) {
     if (*pp == m) {
       *pp = m->schedlink;
@@ -347,7 +347,7 @@ namespace {
 
 // gfreebatchput() puts g[0..n) on the global free list as one batch, so a P
 // refills in O(1). sched.lock held.
-void gfreebatchput(G* const* g, int n) REQUIRES(sched.lock) {
+void gfreebatchput(G* const* g, int n) {
   GBatch* b = sched.gbatchfree;
   if (b != nullptr) sched.gbatchfree = b->next;
   else b = new GBatch;
@@ -487,10 +487,8 @@ G* malg() {
 
 // after_switch() carries out the request the previous goroutine left (rule 4).
 // A yield's requeue and a park's lock release are inline: one of them is the
-// other half of every yield and of every channel hand-off. Not checked by
-// -Wthread-safety: it releases a lock that the goroutine before the switch
-// took (goparkunlock), which no per-function analysis can see.
-[[gnu::always_inline]] inline void after_switch() NO_THREAD_SAFETY_ANALYSIS {
+// other half of every yield and of every channel hand-off.
+[[gnu::always_inline]] inline void after_switch() {
   M* m = getm();
   const After a = m->after;
   if (a == After::ready) {
@@ -639,7 +637,7 @@ G* stealwork(M* m, std::int64_t now) {
 // sched.lock is held: every P that went idle before us released it under the
 // lock, so their exits are counted; the last goroutine's P comes here too once
 // that goroutine has exited.
-void checkdead() REQUIRES(sched.lock) {
+void checkdead() {
   if (sched.main_goexited.load(std::memory_order_relaxed) && nlive() == 0) {
     fatal("no goroutines (main called runtime.Goexit) - deadlock!");
   }
@@ -914,11 +912,7 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, WaitReason reason) {
   park(m, gp, After::park, unlockf, arg, reason);
 }
 
-// Not checked by -Wthread-safety: l is released after the switch, by
-// after_switch on whatever runs next on the M (rule 4).
-void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) NO_THREAD_SAFETY_ANALYSIS {
-  park(m, gp, After::parkunlock, nullptr, l, reason);
-}
+void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) { park(m, gp, After::parkunlock, nullptr, l, reason); }
 
 void goready(G* gp) { goready_inline(gp); }
 
