@@ -1,5 +1,5 @@
-// Goroutine dumps (SIGQUIT in a child process, gort::dump_goroutines) and
-// gort::stats().
+// Goroutine dumps (SIGQUIT in a child process, gort::dump_goroutines),
+// gort::stats() and the scheduler's backstops (sched.backstop_fatal).
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -12,6 +12,7 @@
 
 #include "child.hpp"
 #include "gort/gort.hpp"
+#include "sched/runq.hpp"
 #include "sched/runtime.hpp"
 #include "sched/traceback.hpp"
 
@@ -194,4 +195,72 @@ TEST_CASE("stats counts goroutines by state, processors and events") {
   CHECK(parked.ms >= 1);
   CHECK(parked.stacks.cache.count >= 4);  // the caller's and the parked ones' default stacks
   CHECK(parked.stacks.stacks_inuse >= parked.stacks.cache.bytes);
+}
+
+TEST_CASE("stats counts no rescues in a run of spawns and sleeps and channels") {
+  auto r = gort::test::run_case_in_child([] {
+    gort::main([] {
+      // Every hand-off here is an ordinary one: a rescue would be a lost wake-up.
+      gort::Chan<int> ch(0);
+      for (int i = 0; i < 100; i++) {
+        gort::go([&ch, i] {
+          if (i % 10 == 0) gort::sleep(1ms);
+          ch.send(i);
+        });
+      }
+      for (int i = 0; i < 100; i++) (void)ch.recv();
+      gort::sleep(5ms);
+      const gort::Stats s = gort::stats();
+      std::fprintf(stderr, "kickidle_rescues=%llu lockpoll_rescues=%llu\n",
+                   static_cast<unsigned long long>(s.kickidle_rescues),
+                   static_cast<unsigned long long>(s.lockpoll_rescues));
+    });
+  });
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.status == 0);
+  CHECK(contains(r.err, "kickidle_rescues=0 lockpoll_rescues=0\n"));
+}
+
+TEST_CASE("sched.backstop_fatal: a lost wake-up is fatal and prints the scheduler state") {
+  gort::test::ScopedEnv fatal_on("GORT_TEST_BACKSTOP_FATAL", "1");
+  auto r = gort::test::run_case_in_child([] {
+    gort::main([] {
+      // The victim parks again each time it runs, republishing its G.
+      static std::atomic<G*> victim{nullptr};
+      gort::go({.name = "lost-wakeup"}, [] {
+        for (;;) gort_test_dump_parked(&victim, gort::rt::WaitReason::sync_cond_wait);
+      });
+      // A plain thread readies the victim as ready() does but drops its wakep:
+      // queued globally while every P is idle and no M spins, only sysmon's
+      // kickidle can run it. An M still in its last look before parking may
+      // take it instead; then the victim parks again and the thread retries.
+      std::thread([] {
+        for (;;) {
+          G* gp = victim.exchange(nullptr);
+          if (gp == nullptr) {
+            sched_yield();
+            continue;
+          }
+          for (gort::Stats s = gort::stats(); s.idle_ps != s.ps || s.spinning_ms != 0; s = gort::stats()) sched_yield();
+          gp->status.store(gort::rt::Gstatus::runnable, std::memory_order_release);
+          gort::rt::globrunqput(gp);
+        }
+      }).detach();
+      std::atomic<G*> never{nullptr};
+      gort_test_dump_parked(&never, gort::rt::WaitReason::sync_cond_wait);  // the process ends in fatal
+    });
+  });
+  INFO("child stderr:\n" << r.err);
+  CHECK(r.status == 2);
+  CHECK(contains(r.err, "backstop: kickidle: goroutines waited on the global queue with every P idle"));
+  CHECK(contains(r.err, "SCHED "));
+  // Every P idle: as many as the child had (the parent never started its scheduler).
+  const auto at = r.err.find("gomaxprocs=");
+  REQUIRE(at != std::string::npos);
+  const std::string procs = std::to_string(std::atoi(r.err.c_str() + at + 11));
+  CHECK(contains(r.err, "gomaxprocs=" + procs + " idleprocs=" + procs + " "));
+  CHECK(contains(r.err, " spinningthreads=0 runqueue=1 timers_earliest="));
+  CHECK(contains(r.err, "\n  P0: status=idle runqsize=0 runnext=empty "));
+  CHECK(contains(r.err, "\ngoroutine 2 [runnable] \"lost-wakeup\":\n"));
+  CHECK(contains(r.err, "fatal error: a scheduler backstop fired: a wake-up was lost\n"));
 }

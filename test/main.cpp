@@ -3,7 +3,9 @@
 // change what the tests see), except the I/O settings CTest varies: the net,
 // fs and http suites run again with GORT_TEST_IO_BACKEND=epoll, and net with
 // GORT_TEST_IO_BUFRING=1 (provided-buffer recv) and GORT_TEST_IO_MULTISHOT=1
-// (multishot accept). GORT_TEST_NO_GUARD_INSTALL=1 runs a suite as on a kernel
+// (multishot accept). GORT_TEST_BACKSTOP_FATAL=1 turns on sched.backstop_fatal,
+// so a lost wake-up kills the suite with the scheduler's state (docs/scheduler.md).
+// GORT_TEST_NO_GUARD_INSTALL=1 runs a suite as on a kernel
 // without MADV_GUARD_INSTALL (before 6.13, such as Debian 12's 6.1): a seccomp
 // filter refuses that madvise before the runtime probes for it, so the
 // runtime falls back to mprotect(PROT_NONE) guards, as it would there.
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
   if (const char* b = std::getenv("GORT_TEST_IO_BACKEND")) opts.settings.emplace_back("io.backend", b);
   if (std::getenv("GORT_TEST_IO_BUFRING") != nullptr) opts.settings.emplace_back("io.recv_bufring", "true");
   if (std::getenv("GORT_TEST_IO_MULTISHOT") != nullptr) opts.settings.emplace_back("io.multishot_accept", "true");
+  if (std::getenv("GORT_TEST_BACKSTOP_FATAL") != nullptr) opts.settings.emplace_back("sched.backstop_fatal", "true");
   gort::rt::runtime_init(opts);
   const int rc = doctest::Context(argc, argv).run();
   const bool all_skipped = RunCount::cases > 0 && gort::test::skipped_cases() == static_cast<int>(RunCount::cases);

@@ -57,6 +57,10 @@ struct Stats {
   std::uint64_t spawns = 0;  // goroutines started since the runtime started
   std::uint64_t steals = 0;  // successful steals of half a run queue
   std::uint64_t parks = 0;   // times a goroutine parked
+  // Backstops that ran work a missed wake-up left waiting (src/sched/backstop.hpp);
+  // each is a bug in a hand-off, so both stay 0 in a healthy run.
+  std::uint64_t kickidle_rescues = 0;  // sysmon started an M: work waited >1 ms with every P idle
+  std::uint64_t lockpoll_rescues = 0;  // a runtime lock's sleeper found it free at its poll (no membarrier)
   const char* io_backend = "";  // "io_uring" or "epoll" (conf io.backend)
   StackStats stacks;         // gort::stack_stats()
 };

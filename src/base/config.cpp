@@ -56,6 +56,8 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) { c.sched_spin_us = int(v); }},
       {"sched.hog_ms", nullptr, Kind::integer, 1, 3'600'000,
        [](Config& c, std::int64_t v, const std::string&) { c.sched_hog_ms = int(v); }},
+      {"sched.backstop_fatal", "schedbackstopfatal", Kind::boolean, 0, 1,
+       [](Config& c, std::int64_t v, const std::string&) { c.sched_backstop_fatal = v != 0; }},
       {"log.level", nullptr, Kind::choice, 0, 0,
        [](Config& c, std::int64_t, const std::string& s) { c.log_level = s; }},
       {"io.backend", nullptr, Kind::choice, 0, 0,
@@ -231,7 +233,7 @@ void load_file(Config& cfg, const std::string& path) {
 
 void apply_setting(Config& cfg, std::string_view key, std::string_view value, std::string_view where) {
   const Key* k = find_key(key);
-  if (k == nullptr) fail(where, key, "unknown setting (conf/gort.conf lists the keys; GORTDEBUG also takes stackdebug, stackfromsystem, stackfaultonfree, stackpoison, stacknocache, efence, gomaxprocs)");
+  if (k == nullptr) fail(where, key, "unknown setting (conf/gort.conf lists the keys; GORTDEBUG also takes stackdebug, stackfromsystem, stackfaultonfree, stackpoison, stacknocache, efence, gomaxprocs, schedbackstopfatal)");
   set_key(cfg, *k, std::string(value), true, where);
 }
 

@@ -37,6 +37,7 @@ struct Config {
   int sched_procs = 0;                  // sched.procs (0: one per CPU); $GORTMAXPROCS
   int sched_spin_us = 50;               // sched.spin_us
   int sched_hog_ms = 10;                // sched.hog_ms
+  bool sched_backstop_fatal = false;    // sched.backstop_fatal (at start)
   std::string io_backend = "auto";      // io.backend: auto, uring, epoll
   unsigned io_entries = 256;            // io.entries: SQ entries per P's ring
   bool io_sqpoll = false;               // io.sqpoll

@@ -23,7 +23,10 @@
 
 #include "gort/gort.hpp"
 #include "io/poll.hpp"
+#include "sched/backstop.hpp"
+#include "sched/runq.hpp"
 #include "sched/runtime.hpp"
+#include "sched/time.hpp"
 #include "sched/traceback.hpp"
 
 namespace gort::rt {
@@ -119,6 +122,70 @@ void sigquit_install() {
 
 std::uint64_t sigquit_dumps() { return ndumps.load(std::memory_order_acquire); }
 
+namespace {
+
+const char* pstatus_name(Pstatus s) {
+  switch (s) {
+    case Pstatus::idle: return "idle";
+    case Pstatus::running: return "running";
+    case Pstatus::syscall: return "syscall";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void print_schedstate(Printer& out) {
+  // Like stats(), nothing is stopped: each number is what it was when read.
+  const std::int64_t now = nanotime();
+  out.str("SCHED ").dec(static_cast<std::uint64_t>(now / 1'000'000)).str("ms: gomaxprocs=").sdec(sched.procs)
+      .str(" idleprocs=").sdec(sched.npidle.load(std::memory_order_relaxed));
+  sched.lock.lock();
+  const int mcount = sched.mcount, nmidle = sched.nmidle;
+  sched.lock.unlock();
+  out.str(" threads=").sdec(mcount).str(" idlethreads=").sdec(nmidle)
+      .str(" spinningthreads=").sdec(sched.nmspinning.load(std::memory_order_relaxed))
+      .str(" runqueue=").sdec(sched.runqsize.load(std::memory_order_relaxed));
+  // Timer deadlines are printed relative to now: negative is overdue.
+  const std::int64_t earliest = timers_earliest();
+  out.str(" timers_earliest=");
+  if (earliest == 0) out.str("none");
+  else out.sdec((earliest - now) / 1000).str("us");
+  const std::int64_t su = sched.sleep_until.load(std::memory_order_relaxed);
+  out.str(" sleep_until=");
+  if (su == 0) out.str("none\n");
+  else out.sdec((su - now) / 1000).str("us\n");
+  for (P* p : sched.allp) {
+    p->timerslock.lock();
+    const std::size_t ntimers = p->timers.size();
+    p->timerslock.unlock();
+    sched.lock.lock();
+    const bool netwait = p->innetwait;
+    sched.lock.unlock();
+    const std::int64_t t0 = p->timer0when.load(std::memory_order_relaxed);
+    out.str("  P").sdec(p->id).str(": status=").str(pstatus_name(p->status.load(std::memory_order_relaxed)))
+        .str(" runqsize=").sdec(kRunqSize - runqroom(p))
+        .str(" runnext=").str(p->runnext.load(std::memory_order_relaxed) != nullptr ? "set" : "empty")
+        .str(" nextnowake=").dec(p->nextnowake.load(std::memory_order_relaxed))
+        .str(" schedtick=").dec(p->schedtick.load(std::memory_order_relaxed))
+        .str(" timers=").dec(ntimers).str(" timer0=");
+    if (t0 == 0) out.str("none");
+    else out.sdec((t0 - now) / 1000).str("us");
+    out.str(netwait ? " netwait\n" : "\n");
+  }
+}
+
+void backstop_die(const char* why) {
+  {
+    Printer out(2);
+    out.str("backstop: ").str(why).str(" (sched.backstop_fatal)\n");
+    print_schedstate(out);
+    out.str("\n");
+  }
+  dumpgoroutines(2);
+  fatal("a scheduler backstop fired: a wake-up was lost");
+}
+
 }  // namespace gort::rt
 
 namespace gort {
@@ -149,6 +216,8 @@ Stats stats() {
   s.global_runq = sched.runqsize.load(std::memory_order_relaxed);
   s.spawns = sched.nspawn.load(std::memory_order_relaxed);
   s.steals = sched.nsteal.load(std::memory_order_relaxed);
+  s.kickidle_rescues = kickidle_rescues();
+  s.lockpoll_rescues = lockpoll_rescues();
   for (const P* p : sched.allp) {
     s.spawns += p->nspawn.load(std::memory_order_relaxed);
     s.parks += p->npark.load(std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "base/print.hpp"
+#include "sched/backstop.hpp"
 
 namespace gort::rt {
 
@@ -18,6 +19,9 @@ constexpr int kActiveSpin = 100;
 constexpr std::int64_t kLockPollNs = 1'000'000;
 
 std::atomic<std::uint32_t> Lock::sleeper_slots[Lock::kSleeperSlots];
+namespace {
+std::atomic<std::uint64_t> nlockpoll{0};  // lockpoll_rescues()
+}  // namespace
 
 bool lock_init() {
   static const bool ok = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
@@ -44,13 +48,23 @@ void Lock::lock_slow() {
   std::atomic<std::uint32_t>& sleepers = sleepers_of(this);
   sleepers.fetch_add(1, std::memory_order_seq_cst);
   const bool fenced = membarrier_all();
+  bool polled = false;
   for (;;) {
     v = 0;
     if (key_.compare_exchange_strong(v, 1, std::memory_order_acquire)) break;
-    futexsleep(&key_, v, fenced ? -1 : kLockPollNs);
+    polled = futexsleep(&key_, v, fenced ? -1 : kLockPollNs);
   }
   sleepers.fetch_sub(1, std::memory_order_relaxed);
+  // Free when the poll timed out: the unlock's wake was missed (or the unlock
+  // came between the timeout and our look, which cannot be told apart, but
+  // that window is a few instructions against 1 ms). A rescue (backstop.hpp),
+  // counted but never fatal: without membarrier this race is the known cost
+  // of an unfenced unlock, not a lost hand-off, and a dump from here could
+  // need the very lock being taken.
+  if (polled) nlockpoll.fetch_add(1, std::memory_order_relaxed);
 }
+
+std::uint64_t lockpoll_rescues() { return nlockpoll.load(std::memory_order_relaxed); }
 
 void Lock::wake() { futexwakeup(&key_, 1); }
 

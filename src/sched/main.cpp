@@ -10,6 +10,7 @@
 #include "gort/go.hpp"
 #include "init.hpp"
 #include "io/poll.hpp"
+#include "sched/backstop.hpp"
 #include "sched/proc.hpp"
 #include "sched/sysmon.hpp"
 #include "sched/time.hpp"
@@ -31,6 +32,7 @@ void schedinit() {
     }
     sched.spin_ns = static_cast<std::int64_t>(c.sched_spin_us) * 1000;
     sched.hog_ns = static_cast<std::int64_t>(c.sched_hog_ms) * 1'000'000;
+    backstop_fatal = c.sched_backstop_fatal;
     if (!lock_init()) {
       log()->warn("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is unavailable (kernel < 4.14 or a seccomp "
                   "filter): a goroutine waiting on a contended runtime lock may wait up to 1 ms too long, and "

@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace gort::rt {
 
 std::int64_t nanotime() {
@@ -20,7 +22,7 @@ std::int64_t nanotime_coarse() {
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns) {
+bool futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns) {
   struct timespec ts, *tsp = nullptr;
   if (ns >= 0) {
     ts.tv_sec = ns / 1'000'000'000;
@@ -28,7 +30,8 @@ void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_
     tsp = &ts;
   }
   // EINTR, EAGAIN and timeouts all return: callers re-check their condition.
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0);
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, tsp, nullptr, 0) != 0 &&
+         errno == ETIMEDOUT;
 }
 
 void futexwakeup(std::atomic<std::uint32_t>* addr, int n) {

@@ -14,8 +14,9 @@ std::int64_t nanotime();
 // such as a goroutine's park time, which dumps show in minutes.
 std::int64_t nanotime_coarse();
 
-// futexsleep() sleeps while *addr == val, at most ns (<0: forever).
-void futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns);
+// futexsleep() sleeps while *addr == val, at most ns (<0: forever). Returns
+// true if it slept the whole ns (timed out) rather than being woken.
+bool futexsleep(std::atomic<std::uint32_t>* addr, std::uint32_t val, std::int64_t ns);
 // futexwakeup() wakes up to n threads sleeping on addr.
 void futexwakeup(std::atomic<std::uint32_t>* addr, int n);
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/log.hpp"
+#include "sched/backstop.hpp"
 #include "sched/proc.hpp"
 #include "sched/time.hpp"
 
@@ -72,6 +73,7 @@ bool retake(std::int64_t now) {
     // idle P again, and one that has waited since the mark gets one now. Not
     // counted as acting: a ping-pong pair sets the mark again at once, and
     // sysmon must not look every 20 us for it.
+    // Nor as a rescue (backstop.hpp): that wake was skipped on purpose, not lost.
     if (p->nextnowake.load(std::memory_order_relaxed)) {
       p->nextnowake.store(false, std::memory_order_relaxed);
       if (p->runnext.load(std::memory_order_acquire) != nullptr) wakep();
@@ -115,17 +117,59 @@ bool retake(std::int64_t now) {
   return acted;
 }
 
+// A missed wake-up is told from a hand-off still under way by lasting: work
+// has waited with every P idle and no P scheduling anything (their ticks
+// unchanged) for this long. The hand-offs' own windows (a readier between
+// globrunqput and wakep, an M between releasing its P and its last look) are
+// a few instructions, so only a thread held off that long in one of them can
+// make a false rescue.
+constexpr std::int64_t kRescueGraceNs = 1'000'000;
+
+// What kickidle saw: work waiting with every P idle since `since` (0: none),
+// and the sum of the Ps' schedticks then. sysmon's own.
+struct Stuck {
+  std::int64_t since = 0;
+  std::uint64_t ticks = 0;
+};
+Stuck stuck;
+std::atomic<std::uint64_t> nkickidle{0};
+
+std::uint64_t schedticks() {
+  std::uint64_t n = 0;
+  for (const P* p : sched.allp) n += p->schedtick.load(std::memory_order_relaxed);
+  return n;
+}
+
 // kickidle() starts an M when every P is idle but work is waiting: a timer that
 // is overdue or a goroutine on the global queue. The Ms' own hand-offs should
 // never leave that state; like Go's sysmon ("timers that should have already
-// run"), this is the backstop that bounds the damage of a missed wakeup to one
-// sysmon period. Returns true if it started one.
+// run"), this is the backstop that bounds the damage of a missed wakeup, to
+// one sysmon period plus kRescueGraceNs. An overdue timer that an idle M sleeps
+// until (sleep_until) is late, not missed: that M is coming. Each rescue is
+// counted (kickidle_rescues), and fatal under sched.backstop_fatal. Returns
+// true if it started one or is watching a state that may need one.
 bool kickidle(std::int64_t now) {
-  if (sched.npidle.load(std::memory_order_acquire) != sched.procs) return false;
   const std::int64_t next = timers_earliest();
-  const bool overdue = next != 0 && next < now;
-  if (!overdue && sched.runqsize.load(std::memory_order_acquire) == 0) return false;
-  if (sched.nmspinning.load(std::memory_order_relaxed) != 0) return false;
+  const std::int64_t su = sched.sleep_until.load(std::memory_order_relaxed);
+  const bool overdue = next != 0 && next < now && (su == 0 || su > next);
+  const int queued = sched.runqsize.load(std::memory_order_acquire);
+  if (sched.npidle.load(std::memory_order_acquire) != sched.procs || (!overdue && queued == 0) ||
+      sched.nmspinning.load(std::memory_order_relaxed) != 0) {
+    stuck = {};
+    return false;
+  }
+  const std::uint64_t ticks = schedticks();
+  if (stuck.since == 0 || stuck.ticks != ticks) {
+    stuck = {now, ticks};
+    return true;  // look again soon
+  }
+  if (now - stuck.since < kRescueGraceNs) return true;
+  stuck = {};
+  nkickidle.fetch_add(1, std::memory_order_relaxed);
+  if (backstop_fatal) {
+    backstop_die(queued != 0 ? "kickidle: goroutines waited on the global queue with every P idle"
+                             : "kickidle: a timer was overdue with every P idle and no M sleeping until it");
+  }
   startm_idle();
   return true;
 }
@@ -147,6 +191,10 @@ void sysmon() {
 }
 
 }  // namespace
+
+bool backstop_fatal = false;
+
+std::uint64_t kickidle_rescues() { return nkickidle.load(std::memory_order_relaxed); }
 
 void sysmon_start() {
   sched.coarsenow.store(nanotime(), std::memory_order_relaxed);
