@@ -1,5 +1,7 @@
 #include "base/print.hpp"
 
+#include "base/dcheck.hpp"
+
 #include <cerrno>
 #include <unistd.h>
 
@@ -61,5 +63,11 @@ void fatal(std::string_view msg) {
 }
 
 void exit_fatal() { ::_exit(2); }
+
+void dcheck_failed(const char* cond, std::string_view msg, const char* file, int line) {
+  Printer(2).str("runtime: DCHECK(").str(cond).str(") failed at ").str(file).str(":")
+      .dec(static_cast<std::uint64_t>(line)).str("\n");
+  fatal(msg);
+}
 
 }  // namespace gort::rt

@@ -31,7 +31,8 @@ namespace {
 // ep and blocks until a peer or close completes it. c->lock is held; it is
 // released once the caller is parked. Returns true if a peer completed the
 // exchange, false if c was closed.
-[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, WaitReason reason, M* m, G* gp) {
+[[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, WaitReason reason, M* m, G* gp)
+    RELEASE(c->lock) {
   Note note;  // a plain thread sleeps on it
   Sudog s;
   waiter_init(s, &note, gp);
@@ -81,7 +82,9 @@ hchan* makechan(const elemops* ops, std::size_t cap) {
 
 void chanretain(hchan* c) noexcept { c->refs.fetch_add(1, std::memory_order_relaxed); }
 
-void chanrelease(hchan* c) noexcept {
+// Not checked by -Wthread-safety: the last handle's release reads c unlocked,
+// as nothing else can reach c any more.
+void chanrelease(hchan* c) noexcept NO_THREAD_SAFETY_ANALYSIS {
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   // Whoever waits on a channel holds a handle to it.
   if (!c->recvq.empty() || !c->sendq.empty()) fatal("chan: last handle released while operations wait on it");
@@ -98,7 +101,7 @@ namespace {
 
 // sendlocked() and recvlocked() are chansend and chanrecv once the caller,
 // goroutine gp running on m (both null off a P), holds c->lock.
-[[gnu::always_inline]] inline bool sendlocked(hchan* c, void* ep, bool block, M* m, G* gp) {
+[[gnu::always_inline]] inline bool sendlocked(hchan* c, void* ep, bool block, M* m, G* gp) RELEASE(c->lock) {
   Sudog* sg = nullptr;
   switch (trysend(c, ep, &sg)) {
     case chanstate::done:
@@ -119,7 +122,7 @@ namespace {
   return true;
 }
 
-[[gnu::always_inline]] inline bool recvlocked(hchan* c, void* ep, bool block, M* m, G* gp) {
+[[gnu::always_inline]] inline bool recvlocked(hchan* c, void* ep, bool block, M* m, G* gp) RELEASE(c->lock) {
   Sudog* sg = nullptr;
   if (tryrecv(c, ep, &sg) != chanstate::blocked) {
     c->lock.unlock();
@@ -137,9 +140,11 @@ namespace {
 using LockedOp = bool (*)(hchan*, void*, bool, M*, G*);
 
 // chanop_slow() is chanop past its common case: a caller off Ps, a yield
-// sysmon asked for, or a lock that is not biased to the caller's P.
+// sysmon asked for, or a lock that is not biased to the caller's P. It and
+// chanop are not checked by -Wthread-safety: op releases c->lock, but through
+// a function pointer, whose contract (RELEASE) the analysis cannot see.
 template <LockedOp op>
-[[gnu::noinline]] bool chanop_slow(hchan* c, void* ep, bool block) {
+[[gnu::noinline]] bool chanop_slow(hchan* c, void* ep, bool block) NO_THREAD_SAFETY_ANALYSIS {
   M* m = checkpreempt();
   chanlock(c, m);
   return op(c, ep, block, m, getgp_parkable(m));
@@ -152,7 +157,7 @@ template <LockedOp op>
 // their calls and push few on entry. It reads the M's fields once, before
 // the safe point's count (a store the compiler cannot tell from them).
 template <LockedOp op>
-[[gnu::always_inline]] inline bool chanop(hchan* c, void* ep, bool block) {
+[[gnu::always_inline]] inline bool chanop(hchan* c, void* ep, bool block) NO_THREAD_SAFETY_ANALYSIS {
   M* m = getm();
   G* gp;
   P* p;

@@ -15,17 +15,18 @@ namespace gort::detail {
 // receivers and senders, all under lock. A waiting receiver implies an empty
 // buffer and a waiting sender a full one, so a value is handed straight to a
 // waiter whenever there is one.
+// dataqsiz, buf and ops are set by makechan and never change.
 struct hchan {
   rt::Lock lock;
-  bool closed = false;
-  std::size_t qcount = 0;    // values in buf
-  std::size_t dataqsiz = 0;  // capacity
-  std::size_t sendx = 0;     // next slot to fill
-  std::size_t recvx = 0;     // next slot to take
+  bool closed GUARDED_BY(lock) = false;
+  std::size_t qcount GUARDED_BY(lock) = 0;  // values in buf
+  std::size_t dataqsiz = 0;                 // capacity
+  std::size_t sendx GUARDED_BY(lock) = 0;   // next slot to fill
+  std::size_t recvx GUARDED_BY(lock) = 0;   // next slot to take
   unsigned char* buf = nullptr;
   const elemops* ops = nullptr;
-  rt::WaitQ recvq;  // Sudog::elem: a std::optional<T> to fill
-  rt::WaitQ sendq;  // Sudog::elem: the T to send
+  rt::WaitQ recvq GUARDED_BY(lock);  // Sudog::elem: a std::optional<T> to fill
+  rt::WaitQ sendq GUARDED_BY(lock);  // Sudog::elem: the T to send
   std::atomic<std::size_t> refs{1};  // Chan handles (and pending after() timers)
 
   void* slot(std::size_t i) { return buf + i * ops->size; }
@@ -62,8 +63,8 @@ struct selectwait {
 // chanlock() takes c's lock for m's P: without a locked instruction once the
 // lock is biased to that P (lock.hpp). m: the caller's M (nullptr on a plain
 // thread); inside gort::syscall its P is null, and it takes the CAS path.
-inline void chanlock(hchan* c, M* m) { c->lock.lock_biased(m != nullptr ? m->p : nullptr); }
-inline void chanlock(hchan* c) { chanlock(c, getm()); }
+inline void chanlock(hchan* c, M* m) ACQUIRE(c->lock) { c->lock.lock_biased(m != nullptr ? m->p : nullptr); }
+inline void chanlock(hchan* c) ACQUIRE(c->lock) { chanlock(c, getm()); }
 
 // What a channel operation found it could do without waiting.
 enum class chanstate { blocked, done, closed };
@@ -73,7 +74,7 @@ enum class chanstate { blocked, done, closed };
 // (readysudog) once every lock is released. trysend reports closed first;
 // tryrecv reports closed only once the buffer is drained (ep stays empty).
 // Inline, as readysudog: they are the core of every channel operation.
-[[gnu::always_inline]] inline chanstate trysend(hchan* c, void* ep, Sudog** wake) {
+[[gnu::always_inline]] inline chanstate trysend(hchan* c, void* ep, Sudog** wake) REQUIRES(c->lock) {
   if (c->closed) return chanstate::closed;
   if (Sudog* sg = c->recvq.dequeue()) {
     // A receiver waits, so the buffer is empty: straight into its slot.
@@ -91,7 +92,7 @@ enum class chanstate { blocked, done, closed };
   return chanstate::blocked;
 }
 
-[[gnu::always_inline]] inline chanstate tryrecv(hchan* c, void* ep, Sudog** wake) {
+[[gnu::always_inline]] inline chanstate tryrecv(hchan* c, void* ep, Sudog** wake) REQUIRES(c->lock) {
   if (Sudog* sg = c->sendq.dequeue()) {
     if (c->dataqsiz == 0) {
       c->ops->emplace(ep, sg->elem);

@@ -40,22 +40,25 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/tsa.h"
 #include "sched/os_linux.hpp"
 
 namespace gort::rt {
 
-class Lock {
+// A capability for -Wthread-safety (base/tsa.h). Its own methods carry the
+// contracts but are not checked: they implement the capability.
+class CAPABILITY("mutex") Lock {
  public:
   // lock() takes the lock, spinning briefly and then sleeping on the futex.
   // Precondition: the lock does not allow bias (allow_bias); those are taken
   // with lock_biased, a plain thread's too (self nullptr).
-  void lock() {
+  void lock() ACQUIRE() NO_THREAD_SAFETY_ANALYSIS {
     if (!try_lock()) [[unlikely]] lock_slow();
   }
   // try_lock_biased() takes the lock for self, the caller's P (nullptr off
   // Ps), without a locked instruction if it is biased to self; false (not
   // taken) otherwise.
-  bool try_lock_biased(const void* self) {
+  bool try_lock_biased(const void* self) TRY_ACQUIRE(true) NO_THREAD_SAFETY_ANALYSIS {
     const auto me = reinterpret_cast<std::uintptr_t>(self);
     if (bias_.load(std::memory_order_relaxed) != me || me == 0) return false;
     // Only one goroutine of a P runs at a time and none switches holding the
@@ -74,7 +77,7 @@ class Lock {
   // locked instruction once the lock is biased to self (try_lock_biased), and
   // it biases the lock after enough takes in a row by self (countbias). Any
   // other taker revokes a bias (the ~11 us of a membarrier).
-  void lock_biased(const void* self) {
+  void lock_biased(const void* self) ACQUIRE() NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock_biased(self)) return;
     const auto me = reinterpret_cast<std::uintptr_t>(self);
     if (!try_lock()) [[unlikely]] lock_slow();
@@ -83,7 +86,7 @@ class Lock {
     else if (b > kBiasCounting && b != me) [[unlikely]] revoke();
   }
   // unlock() releases it and wakes one sleeper if its slot counts one.
-  void unlock() {
+  void unlock() RELEASE() NO_THREAD_SAFETY_ANALYSIS {
     if (heldbusy_) {
       heldbusy_ = false;
       busy_.store(0, std::memory_order_release);
@@ -93,6 +96,12 @@ class Lock {
     key_.store(0, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // the load stays after the store
     if (sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] wake();
+  }
+  // held() is true while someone holds the lock, for GORT_DCHECK(l.held())
+  // where the caller must hold it: it cannot tell who, but costs two loads
+  // (busy_: held, or being taken, by the biased P's goroutine).
+  bool held() const {
+    return key_.load(std::memory_order_relaxed) != 0 || busy_.load(std::memory_order_relaxed) != 0;
   }
   // allow_bias() lets lock_biased() bias the lock. Precondition: nobody holds it.
   void allow_bias() { bias_.store(kBiasCounting, std::memory_order_relaxed); }

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/dcheck.hpp"
 #include "base/log.hpp"
 #include "base/print.hpp"
 #include "init.hpp"
@@ -84,13 +85,17 @@ void stopm();
 // calling M alone owns at that moment (acquirep always runs unlocked, on a P
 // its caller took off an idle list or was handed in M::nextp).
 
-void pidleput(P* p) {
+void pidleput(P* p) REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "pidleput: sched.lock not held");
+  // Work left on an idle P waits until some M takes the P again.
+  GORT_DCHECK(runqempty(p), "pidleput: P has a non-empty run queue");
   p->link = sched.pidle;
   sched.pidle = p;
   sched.npidle.fetch_add(1, std::memory_order_relaxed);
 }
 
-P* pidleget() {
+P* pidleget() REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "pidleget: sched.lock not held");
   P* p = sched.pidle;
   if (p != nullptr) {
     sched.pidle = p->link;
@@ -101,7 +106,8 @@ P* pidleget() {
 
 // pnetwaitput() lists p, whose M m is about to sleep in netpollwait (poll.hpp
 // rule 2), among the idle Ps. Lock held.
-void pnetwaitput(P* p, M* m) {
+void pnetwaitput(P* p, M* m) REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "pnetwaitput: sched.lock not held");
   p->netm = m;
   p->innetwait = true;
   p->link = sched.pnetwait;
@@ -110,7 +116,7 @@ void pnetwaitput(P* p, M* m) {
 }
 
 // pnetwaitremove() takes p off the netwait list if it is still there. Lock held.
-void pnetwaitremove(P* p) {
+void pnetwaitremove(P* p) REQUIRES(sched.lock) {
   if (!p->innetwait) return;
   for (P** pp = &sched.pnetwait; *pp != nullptr; pp = &(*pp)->link) {
     if (*pp == p) {
@@ -122,13 +128,16 @@ void pnetwaitremove(P* p) {
   sched.npidle.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void mput(M* m) {
+void mput(M* m) REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "mput: sched.lock not held");
+  GORT_DCHECK(m->p == nullptr, "mput: idle M holds a P");
   m->schedlink = sched.midle;
   sched.midle = m;
   sched.nmidle++;
 }
 
-M* mget() {
+M* mget() REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "mget: sched.lock not held");
   M* m = sched.midle;
   if (m != nullptr) {
     sched.midle = m->schedlink;
@@ -138,7 +147,7 @@ M* mget() {
 }
 
 // mremove() takes m off the idle list if it is there. Lock held.
-bool mremove(M* m) {
+bool mremove(M* m) REQUIRES(sched.lock) {
   for (M** pp = &sched.midle; *pp != nullptr; pp = &(*pp)->schedlink) {
     if (*pp == m) {
       *pp = m->schedlink;
@@ -164,6 +173,7 @@ void acquirep(M* m, P* p) {
 
 P* releasep(M* m) {
   P* p = m->p;
+  GORT_DCHECK(p != nullptr && p->m == m, "releasep: M does not hold its P");
   p->m = nullptr;
   p->runningg.store(nullptr, std::memory_order_relaxed);
   p->status.store(Pstatus::idle, std::memory_order_relaxed);
@@ -347,7 +357,8 @@ namespace {
 
 // gfreebatchput() puts g[0..n) on the global free list as one batch, so a P
 // refills in O(1). sched.lock held.
-void gfreebatchput(G* const* g, int n) {
+void gfreebatchput(G* const* g, int n) REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "gfreebatchput: sched.lock not held");
   GBatch* b = sched.gbatchfree;
   if (b != nullptr) sched.gbatchfree = b->next;
   else b = new GBatch;
@@ -360,6 +371,9 @@ void gfreebatchput(G* const* g, int n) {
 
 // gfstackfree() frees the stack of gp, which has exited (or never ran).
 void gfstackfree(void* g) {
+  // Runtime internals run on g0 (Go's "stackfree on the scheduler stack"): a
+  // goroutine's own frames may be on the stack being freed.
+  GORT_DCHECK(getowner() == nullptr, "gfstackfree: not on g0 or a plain thread");
   auto* gp = static_cast<G*>(g);
   stackfree(gp, gp->stack, "freed at goroutine exit");
   gp->stack = Stack{};
@@ -487,8 +501,10 @@ G* malg() {
 
 // after_switch() carries out the request the previous goroutine left (rule 4).
 // A yield's requeue and a park's lock release are inline: one of them is the
-// other half of every yield and of every channel hand-off.
-[[gnu::always_inline]] inline void after_switch() {
+// other half of every yield and of every channel hand-off. Not checked by
+// -Wthread-safety: it releases a lock that the goroutine before the switch
+// took (goparkunlock), which no per-function analysis can see.
+[[gnu::always_inline]] inline void after_switch() NO_THREAD_SAFETY_ANALYSIS {
   M* m = getm();
   const After a = m->after;
   if (a == After::ready) {
@@ -497,6 +513,7 @@ G* malg() {
     gp->status.store(Gstatus::runnable, std::memory_order_relaxed);
     if (!runqputtail(m->p, gp)) [[unlikely]] runqput(m->p, gp, false);
   } else if (a == After::parkunlock) {
+    GORT_DCHECK(static_cast<Lock*>(m->unlockarg)->held(), "after_switch: a goroutine parked without its lock");
     m->after = After::none;
     // Waiting before the release: the waker takes the lock, then goready checks.
     m->after_g->status.store(Gstatus::waiting, std::memory_order_release);
@@ -637,7 +654,7 @@ G* stealwork(M* m, std::int64_t now) {
 // sched.lock is held: every P that went idle before us released it under the
 // lock, so their exits are counted; the last goroutine's P comes here too once
 // that goroutine has exited.
-void checkdead() {
+void checkdead() REQUIRES(sched.lock) {
   if (sched.main_goexited.load(std::memory_order_relaxed) && nlive() == 0) {
     fatal("no goroutines (main called runtime.Goexit) - deadlock!");
   }
@@ -912,7 +929,11 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, WaitReason reason) {
   park(m, gp, After::park, unlockf, arg, reason);
 }
 
-void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) { park(m, gp, After::parkunlock, nullptr, l, reason); }
+// Not checked by -Wthread-safety: l is released after the switch, by
+// after_switch on whatever runs next on the M (rule 4).
+void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) NO_THREAD_SAFETY_ANALYSIS {
+  park(m, gp, After::parkunlock, nullptr, l, reason);
+}
 
 void goready(G* gp) { goready_inline(gp); }
 
@@ -938,6 +959,7 @@ struct NewG {
 
 // newg_slow() makes a G with the requested stack; runs on g0 (systemstack).
 void newg_slow(void* arg) {
+  GORT_DCHECK(getowner() == nullptr, "newg_slow: stackalloc not on g0 or a plain thread");
   auto* ng = static_cast<NewG*>(arg);
   G* gp = ng->gp != nullptr ? ng->gp : malg();
   std::size_t want = ng->opts->stack_size == 0 ? stack_default_size()

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iterator>
 
+#include "base/dcheck.hpp"
 #include "base/print.hpp"
 #include "sched/lock.hpp"
 
@@ -23,7 +24,8 @@ constexpr int kChunkFreeMax = 16;
 constexpr std::int64_t kRunnextGraceNs = 3'000;
 
 // globrunqputbatch() appends g[0..n) to the global run queue. sched.lock held.
-void globrunqputbatch(G* const* g, int n) {
+void globrunqputbatch(G* const* g, int n) REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held(), "globrunqputbatch: sched.lock not held");
   sched.runqsize.fetch_add(n, std::memory_order_relaxed);
   while (n > 0) {
     GChunk* c = sched.runqtail;
@@ -50,7 +52,8 @@ void globrunqputbatch(G* const* g, int n) {
 }
 
 // globrunqpop() takes the oldest G of the global run queue. sched.lock held; not empty.
-G* globrunqpop() {
+G* globrunqpop() REQUIRES(sched.lock) {
+  GORT_DCHECK(sched.lock.held() && sched.runqhead != nullptr, "globrunqpop: sched.lock not held or queue empty");
   GChunk* c = sched.runqhead;
   G* gp = c->g[c->head++];
   if (c->head == c->tail) {

@@ -28,7 +28,7 @@ void runqput_outofline(P* p, G* gp, bool next);
 void globrunqput(G* gp);
 // globrunqget() takes a fair share of the global queue for p (at most max when
 // max > 0) and returns one G of it to run. sched.lock held; p held.
-G* globrunqget(P* p, int max);
+G* globrunqget(P* p, int max) REQUIRES(sched.lock);
 // runqsteal() moves half of p2's queue to pp's (with stealnext, p2's runnext
 // when its ring is empty) and returns one G to run, or nullptr. pp held.
 G* runqsteal(P* pp, P* p2, bool stealnext);

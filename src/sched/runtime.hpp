@@ -28,6 +28,27 @@
 //     it without a CAS, trusting that only one of them runs at a time. So a P
 //     never changes M while one of its goroutines holds such a lock: nothing
 //     under a channel lock enters gort::syscall (element constructors included).
+//  7. Lock order: a lock is taken only while holding locks listed before it.
+//     A parking goroutine's lock counts as held until after_switch releases
+//     it (rule 4), so whatever switch_away runs (netpoll, the global queue)
+//     comes after it.
+//       a. dump.cpp's dumplock (one SIGQUIT dump at a time; allglock under it).
+//       b. A Timer's mu (timerchan.cpp: stop and reset).
+//       c. Channel locks, several only in address order (select's lockorder);
+//          sema.cpp's bucket locks (the runtime nests neither in the other).
+//       d. A select's selectwait::parked: taken with its channel locks held,
+//          then they are released and it parks with it; a waker takes it
+//          only after releasing its channel lock (readysudog).
+//       e. P::timerslock: park_waiter_until arms its timer under the park's
+//          lock (unlock_and_arm). Timer functions run with it released.
+//       f. sched.lock: wakep's startm may run under any of the above.
+//       g. Leaves, never nested with each other: allglock, the multishot
+//          AcceptQ locks (io/uring.cpp; netpoll takes them, so under a
+//          parking goroutine's lock), epoll's PollDesc free-list lock, the
+//          stack pool's mutex (stack/stackpool.cpp).
+//       h. The heap (jemalloc's locks) last: a GChunk under sched.lock, a
+//          timer heap's vector, an element's copy under a channel lock.
+//     -Wthread-safety (base/tsa.h) checks who holds what, not this order.
 #pragma once
 
 #include <time.h>
@@ -221,7 +242,7 @@ struct P {
   int gfreecnt = 0;
   // Timers (rule 5): a 4-ary min-heap on RuntimeTimer::when.
   Lock timerslock;
-  std::vector<RuntimeTimer*> timers;
+  std::vector<RuntimeTimer*> timers GUARDED_BY(timerslock);
   std::atomic<std::int64_t> timer0when{0};  // earliest when, 0 if none
   // sysmon's view.
   std::uint32_t sm_schedtick = 0, sm_syscalltick = 0;
@@ -269,28 +290,30 @@ struct Sched {
   std::int64_t spin_ns = 0;
   std::int64_t hog_ns = 0;
   // Under the lock, and the counts that every switch (runqsize) or spin reads.
+  // The atomics are written under it too, but read without it (a switch's
+  // look at runqsize, wakep's at npidle), so they are not GUARDED_BY.
   alignas(64) Lock lock;  // rule 2
-  GChunk* runqhead = nullptr;  // the global run queue: chunks, oldest first
-  GChunk* runqtail = nullptr;
+  GChunk* runqhead GUARDED_BY(lock) = nullptr;  // the global run queue: chunks, oldest first
+  GChunk* runqtail GUARDED_BY(lock) = nullptr;
   std::atomic<int> runqsize{0};  // Gs in it
-  GChunk* chunkfree = nullptr;   // empty chunks kept for reuse
-  int nchunkfree = 0;
-  M* midle = nullptr;
-  int nmidle = 0;
-  int mcount = 0;
-  P* pidle = nullptr;
+  GChunk* chunkfree GUARDED_BY(lock) = nullptr;   // empty chunks kept for reuse
+  int nchunkfree GUARDED_BY(lock) = 0;
+  M* midle GUARDED_BY(lock) = nullptr;
+  int nmidle GUARDED_BY(lock) = 0;
+  int mcount GUARDED_BY(lock) = 0;
+  P* pidle GUARDED_BY(lock) = nullptr;
   // Idle Ps whose M sleeps in their poller (src/io/poll.hpp rule 2); counted in npidle.
-  P* pnetwait = nullptr;
+  P* pnetwait GUARDED_BY(lock) = nullptr;
   std::atomic<int> npidle{0};
   std::atomic<int> nmspinning{0};
-  GBatch* gfree = nullptr;      // batches of exited Gs from Ps with too many (gfreebatchput)
-  GBatch* gbatchfree = nullptr;  // empty batches, for reuse (never freed)
+  GBatch* gfree GUARDED_BY(lock) = nullptr;      // batches of exited Gs from Ps with too many (gfreebatchput)
+  GBatch* gbatchfree GUARDED_BY(lock) = nullptr;  // empty batches, for reuse (never freed)
   std::atomic<int> ngfree{0};    // Gs in sched.gfree
   // Written once per batch of goroutine ids, per new G, per timed sleep.
   alignas(64) std::atomic<std::uint64_t> goidgen{0};
   // allgs: every G ever made (reused, never freed, as in Go).
   Lock allglock;
-  G* allgs = nullptr;
+  G* allgs GUARDED_BY(allglock) = nullptr;
   std::atomic<int> nallgs{0};
   // Earliest deadline an idle M is sleeping until (0: none sleeps timed).
   std::atomic<std::int64_t> sleep_until{0};
@@ -347,7 +370,7 @@ void gopark(bool (*unlockf)(G*, void*), void* arg, WaitReason reason);
 // channels, semaphores and every other waiter that parks under a lock. The
 // caller passes what it already read (park_waiter: the waiter's record).
 // Preconditions: m is getm(), gp is getgp_parkable(m) and not null, l held.
-void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason);
+void goparkunlock(M* m, G* gp, Lock* l, WaitReason reason) RELEASE(l);
 // goready() makes a waiting goroutine runnable on the caller's P (or globally
 // from a plain thread) and wakes an idle P if there is one.
 void goready(G* gp);

@@ -52,11 +52,11 @@ constexpr std::size_t kSemTabSize = 251;  // Go's semTabSize: a prime, so stride
 struct alignas(64) SemaBucket {
   Lock lock;
   std::atomic<std::uint32_t> nwait{0};  // semacquire waiters in this bucket (rule 2)
-  SemaRoot* roots = nullptr;            // addresses with waiters
-  SemaRoot* spare = nullptr;            // retired roots, for reuse
+  SemaRoot* roots GUARDED_BY(lock) = nullptr;  // addresses with waiters
+  SemaRoot* spare GUARDED_BY(lock) = nullptr;  // retired roots, for reuse
 
   // find() returns addr's root, or nullptr if nobody waits on addr.
-  SemaRoot* find(const void* addr) {
+  SemaRoot* find(const void* addr) REQUIRES(lock) {
     for (SemaRoot* r = roots; r != nullptr; r = r->next) {
       if (r->addr == addr) return r;
     }
@@ -64,7 +64,7 @@ struct alignas(64) SemaBucket {
   }
 
   // queue() adds s to addr's waiters: at the tail, or with lifo at the head.
-  void queue(const void* addr, Sudog* s, bool lifo) {
+  void queue(const void* addr, Sudog* s, bool lifo) REQUIRES(lock) {
     SemaRoot* r = find(addr);
     if (r == nullptr) {
       if (spare != nullptr) {
@@ -88,7 +88,7 @@ struct alignas(64) SemaBucket {
   }
 
   // dequeue() takes the first waiter on addr, or returns nullptr.
-  Sudog* dequeue(const void* addr) {
+  Sudog* dequeue(const void* addr) REQUIRES(lock) {
     SemaRoot* r = find(addr);
     if (r == nullptr) return nullptr;
     Sudog* s = r->q.dequeue();
@@ -97,7 +97,7 @@ struct alignas(64) SemaBucket {
   }
 
   // retire() unlinks r and keeps it for reuse if nobody waits on it any more.
-  void retire(SemaRoot* r) {
+  void retire(SemaRoot* r) REQUIRES(lock) {
     if (!r->q.empty()) return;
     SemaRoot** pp = &roots;
     while (*pp != r) pp = &(*pp)->next;
@@ -128,7 +128,7 @@ struct Waiter {
 
   // park() blocks until the record is readied. Precondition: it is queued in
   // b, whose lock is held; the lock is released once the caller is parked.
-  void park(SemaBucket& b, WaitReason reason) {
+  void park(SemaBucket& b, WaitReason reason) RELEASE(b.lock) {
     // Linked from the G while parked, so stack walkers can find the record.
     if (s.g != nullptr) s.g->waiting = &s;
     park_waiter(s, b.lock, reason);

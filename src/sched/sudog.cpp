@@ -14,8 +14,9 @@ struct TimedPark {
   RuntimeTimer* t;
 };
 
-// Runs once the goroutine is off its stack: only then may the timer fire.
-bool unlock_and_arm(G*, void* p) {
+// Runs once the goroutine is off its stack: only then may the timer fire. Not
+// checked by -Wthread-safety: the lock is the parked goroutine's (rule 4).
+bool unlock_and_arm(G*, void* p) NO_THREAD_SAFETY_ANALYSIS {
   auto* tp = static_cast<TimedPark*>(p);
   addtimer(tp->t);
   tp->l->unlock();
@@ -24,7 +25,9 @@ bool unlock_and_arm(G*, void* p) {
 
 }  // namespace
 
-bool park_waiter_until(Sudog& s, Lock& l, WaitReason reason, std::int64_t deadline) {
+// Not checked by -Wthread-safety: a goroutine's l is released after the
+// switch (unlock_and_arm, rule 4).
+bool park_waiter_until(Sudog& s, Lock& l, WaitReason reason, std::int64_t deadline) NO_THREAD_SAFETY_ANALYSIS {
   if (deadline == 0) {
     park_waiter(s, l, reason);
     return true;

@@ -94,7 +94,7 @@ inline void waiter_init(Sudog& s, Note* note) { waiter_init(s, note, getgp_parka
 // Preconditions: waiter_init(s) ran on m, l is held and s is where a waker
 // will find it; l is released once the caller is parked (a goroutine: off its
 // stack; a thread: before it sleeps).
-inline void park_waiter(Sudog& s, Lock& l, WaitReason reason, M* m) {
+inline void park_waiter(Sudog& s, Lock& l, WaitReason reason, M* m) RELEASE(l) {
   if (s.g != nullptr) {
     goparkunlock(m, s.g, &l, reason);
     return;
@@ -102,13 +102,13 @@ inline void park_waiter(Sudog& s, Lock& l, WaitReason reason, M* m) {
   l.unlock();
   s.note->sleep();
 }
-inline void park_waiter(Sudog& s, Lock& l, WaitReason reason) { park_waiter(s, l, reason, getm()); }
+inline void park_waiter(Sudog& s, Lock& l, WaitReason reason) RELEASE(l) { park_waiter(s, l, reason, getm()); }
 
 // park_waiter_until() is park_waiter() with a deadline (nanotime(), 0: none).
 // s.selectdone must be set: the timeout and the wakers race for it (0 -> 1) and
 // only the winner wakes the caller. Returns false if the timeout won; the
 // caller's records may then still be queued: it takes the lock and removes them.
-bool park_waiter_until(Sudog& s, Lock& l, WaitReason reason, std::int64_t deadline);
+bool park_waiter_until(Sudog& s, Lock& l, WaitReason reason, std::int64_t deadline) RELEASE(l);
 
 // ready_waiter() wakes the waiter of s. Precondition: s has been taken off every
 // queue; s must not be touched afterwards (its owner may return at once).

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "base/dcheck.hpp"
 #include "base/print.hpp"
 #include "sched/runtime.hpp"
 
@@ -13,12 +14,14 @@ namespace {
 // than a binary heap for the same number of timers (Go's choice too).
 constexpr std::size_t kArity = 4;
 
-void set_at(P* p, std::size_t i, RuntimeTimer* t) {
+// The heap's functions need p->timerslock (rule 5).
+
+void set_at(P* p, std::size_t i, RuntimeTimer* t) REQUIRES(p->timerslock) {
   p->timers[i] = t;
   t->index = static_cast<int>(i);
 }
 
-void siftup(P* p, std::size_t i) {
+void siftup(P* p, std::size_t i) REQUIRES(p->timerslock) {
   RuntimeTimer* t = p->timers[i];
   while (i > 0) {
     std::size_t parent = (i - 1) / kArity;
@@ -29,7 +32,7 @@ void siftup(P* p, std::size_t i) {
   set_at(p, i, t);
 }
 
-void siftdown(P* p, std::size_t i) {
+void siftdown(P* p, std::size_t i) REQUIRES(p->timerslock) {
   const std::size_t n = p->timers.size();
   RuntimeTimer* t = p->timers[i];
   for (;;) {
@@ -46,19 +49,24 @@ void siftdown(P* p, std::size_t i) {
   set_at(p, i, t);
 }
 
-void update_timer0(P* p) {
+void update_timer0(P* p) REQUIRES(p->timerslock) {
   p->timer0when.store(p->timers.empty() ? 0 : p->timers[0]->when, std::memory_order_relaxed);
 }
 
-// heap_add() and heap_remove() need p->timerslock.
-void heap_add(P* p, RuntimeTimer* t) {
+void heap_add(P* p, RuntimeTimer* t) REQUIRES(p->timerslock) {
+  GORT_DCHECK(p->timerslock.held(), "heap_add: timerslock not held");
+  GORT_DCHECK(t->index < 0, "heap_add: timer already in a heap");
   t->pp.store(p, std::memory_order_relaxed);
   p->timers.push_back(t);
   siftup(p, p->timers.size() - 1);
   update_timer0(p);
 }
 
-void heap_remove(P* p, RuntimeTimer* t) {
+void heap_remove(P* p, RuntimeTimer* t) REQUIRES(p->timerslock) {
+  GORT_DCHECK(p->timerslock.held(), "heap_remove: timerslock not held");
+  GORT_DCHECK(t->pp.load(std::memory_order_relaxed) == p && t->index >= 0 &&
+                  static_cast<std::size_t>(t->index) < p->timers.size() && p->timers[t->index] == t,
+              "heap_remove: timer not in this P's heap");
   std::size_t i = static_cast<std::size_t>(t->index);
   RuntimeTimer* last = p->timers.back();
   p->timers.pop_back();

@@ -74,7 +74,7 @@ void starttimer(rt::RuntimeTimer* t) {
 }
 
 // arm() starts tc's timer. Precondition: tc->mu held, the timer stopped.
-void arm(timerchan* tc, std::chrono::nanoseconds d) {
+void arm(timerchan* tc, std::chrono::nanoseconds d) REQUIRES(tc->mu) {
   tc->t.when = nanotime() + std::max<std::int64_t>(d.count(), 0);
   tc->armed.store(true, std::memory_order_relaxed);
   starttimer(&tc->t);
@@ -83,7 +83,7 @@ void arm(timerchan* tc, std::chrono::nanoseconds d) {
 // stop() unschedules tc's timer, or lets a firing in progress finish, then
 // discards an unreceived value: Go 1.23's "no stale value after Stop".
 // Precondition: tc->mu held.
-bool stop(timerchan* tc) {
+bool stop(timerchan* tc) REQUIRES(tc->mu) {
   bool active = false;
   if (tc->armed.load(std::memory_order_acquire)) {
     if (deltimer(&tc->t)) {
