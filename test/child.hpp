@@ -108,9 +108,11 @@ inline bool refuse_madvise_from(int first) {
 // cannot run goroutines once the parent's scheduler has started (its Ms are
 // threads that did not survive the fork), and posix_spawn runs no fork
 // handlers (jemalloc's take every arena lock, more than TSan can track). The
-// case's name must not contain doctest filter characters (, * ?).
+// case's name must not contain doctest filter characters (, * ?). settings, if
+// given, are start-up settings for the copy's runtime (GORT_TEST_SETTINGS of
+// test/main.cpp, GORTDEBUG syntax).
 template <class F>
-ChildResult run_case_in_child(F&& fn) {
+ChildResult run_case_in_child(F&& fn, const char* settings = nullptr) {
   const char* name = static_cast<const doctest::TestCaseData*>(doctest::getContextOptions()->currentTest)->m_name;
   if (const char* key = std::getenv("GORT_TEST_CHILD"); key != nullptr && std::strcmp(key, name) == 0) {
     fn();
@@ -123,6 +125,8 @@ ChildResult run_case_in_child(F&& fn) {
   std::vector<char*> envp;
   for (char** e = environ; *e != nullptr; e++) envp.push_back(*e);
   envp.push_back(key.data());
+  std::string with = std::string("GORT_TEST_SETTINGS=") + (settings != nullptr ? settings : "");
+  if (settings != nullptr) envp.push_back(with.data());
   envp.push_back(nullptr);
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return {};

@@ -84,6 +84,21 @@ TEST_CASE("precedence: file < GORTDEBUG < Options") {
   CHECK(c.stack_size == 65536);
 }
 
+TEST_CASE("stack.kind and the copying bounds: choices, powers of two, min <= max") {
+  Config c = load_config({}, nullptr, "stackkind=copying,stack.copying_min=8KiB,stack.copying_max=16MiB");
+  CHECK(c.stack_copying);
+  CHECK(c.stack_copying_min == 8 * 1024);
+  CHECK(c.stack_copying_max == 16 * 1024 * 1024);
+  CHECK_FALSE(load_config({}, nullptr, nullptr).stack_copying);
+  CHECK(error_of({}, nullptr, "stack.kind=moving").find("stack.kind") != std::string::npos);
+  CHECK(error_of({}, nullptr, "stack.kind=moving").find("copying") != std::string::npos);
+  CHECK(error_of({}, nullptr, "stack.copying_min=12KiB") ==
+        "gort: config: stack.copying_min: 12288 is not a power of two");
+  CHECK(error_of({}, nullptr, "stack.copying_min=1MiB,stack.copying_max=64KiB") ==
+        "gort: config: stack.copying_min: 1048576 exceeds stack.copying_max 65536");
+  CHECK(error_of({}, nullptr, "stack.copying_max=128GiB").find("out of range") != std::string::npos);
+}
+
 TEST_CASE("GORTDEBUG takes Go's names; efence is fromsystem + faultonfree; sizes take units") {
   Config c = load_config({}, nullptr, "efence=1,stackdebug=3,stacknocache=true,stack.size=512KiB");
   CHECK(c.stack_debug.fromsystem);

@@ -5,6 +5,8 @@
 // GORT_TEST_IO_BUFRING=1 (provided-buffer recv) and GORT_TEST_IO_MULTISHOT=1
 // (multishot accept). GORT_TEST_BACKSTOP_FATAL=1 turns on sched.backstop_fatal,
 // so a lost wake-up kills the suite with the scheduler's state (docs/scheduler.md).
+// GORT_TEST_SETTINGS=key=value,... adds settings (GORTDEBUG syntax) for a case
+// run in a child (child.hpp run_case_in_child) that needs a start-up setting.
 // GORT_TEST_NO_GUARD_INSTALL=1 runs a suite as on a kernel
 // without MADV_GUARD_INSTALL (before 6.13, such as Debian 12's 6.1): a seccomp
 // filter refuses that madvise before the runtime probes for it, so the
@@ -15,7 +17,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
+#include <string_view>
 
 #include "child.hpp"
 #include "init.hpp"
@@ -63,6 +67,14 @@ int main(int argc, char** argv) {
   if (std::getenv("GORT_TEST_IO_BUFRING") != nullptr) opts.settings.emplace_back("io.recv_bufring", "true");
   if (std::getenv("GORT_TEST_IO_MULTISHOT") != nullptr) opts.settings.emplace_back("io.multishot_accept", "true");
   if (std::getenv("GORT_TEST_BACKSTOP_FATAL") != nullptr) opts.settings.emplace_back("sched.backstop_fatal", "true");
+  if (const char* list = std::getenv("GORT_TEST_SETTINGS")) {
+    for (std::string_view rest = list; !rest.empty();) {
+      const std::string_view item = rest.substr(0, rest.find(','));
+      rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+      const std::size_t eq = item.find('=');
+      opts.settings.emplace_back(item.substr(0, eq), eq == std::string_view::npos ? "" : item.substr(eq + 1));
+    }
+  }
   gort::rt::runtime_init(opts);
   const int rc = doctest::Context(argc, argv).run();
   const bool all_skipped = RunCount::cases > 0 && gort::test::skipped_cases() == static_cast<int>(RunCount::cases);

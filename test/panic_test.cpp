@@ -417,10 +417,11 @@ TEST_CASE("goexit in goroutine 1 lets the others go on and then dies of no gorou
 //
 // In Go these check that copystack adjusts the pointers held by defer and panic
 // records and by the deferred calls' arguments when a stack moves under them.
-// Default (stable) stacks never move, so here they check that the deferred calls
-// run, in order, with correct values after deep recursion and unwinding, and
-// that the record chain stays well formed; with copying stacks they become the
-// tests of the adjustment. Pointers into the frame are taken when the defer is
+// Each runs twice: on a stable goroutine, where they check that the deferred
+// calls run, in order, with correct values after deep recursion and
+// unwinding, and that the record chain stays well formed; and on a
+// relocatable one, whose stack moves under the pending records, where they
+// test the adjustment. Pointers into the frame are taken when the defer is
 // made (Go evaluates a deferred call's arguments then), so they are exactly the
 // words a stack move must adjust.
 
@@ -499,14 +500,15 @@ void deferptrs_panic(std::atomic<int>* c, int i) {
 constexpr int kNone = -1000;  // nothing reported yet
 
 // run_trials() runs trial(c, i) for i in [0, 100), each in a fresh goroutine
-// (so an earlier trial's stack use does not affect a later one, as in Go), and
-// returns the first i whose goroutine did not report 42, or -1.
-int run_trials(void (*trial)(std::atomic<int>*, int)) {
+// started with opts (so an earlier trial's stack use does not affect a later
+// one, as in Go), and returns the first i whose goroutine did not report 42,
+// or -1.
+int run_trials(void (*trial)(std::atomic<int>*, int), const gort::GoOptions& opts) {
   int bad = -1;
   gort::main([&] {
     for (int i = 0; i < 100 && bad < 0; i++) {
       std::atomic<int> c{kNone};
-      gort::go([&c, i, trial] { trial(&c, i); });
+      gort::go(opts, [&c, i, trial] { trial(&c, i); });
       wait_until([&] { return c.load() != kNone; });
       if (c.load() != 42) bad = i;
     }
@@ -516,51 +518,75 @@ int run_trials(void (*trial)(std::atomic<int>*, int)) {
 
 }  // namespace
 
-TEST_CASE("Go's TestDeferPtrs: deferred calls see the frame's values after deep recursion") {
-  // A deferred set(&y, 42) made before growStack's half a million calls (in Go
-  // they grow and move the stack) must still write the y of this frame, which
-  // the earlier deferred call then reads.
-  int seen = 0;
-  bool grew = false;
+// The two kinds the ports run on: stable (the default) and relocatable, whose
+// stack starts at one page and moves as the recursion grows it.
+const gort::GoOptions kStable{}, kRelocatable{.relocatable = true};
+
+// deferptrs() is Go's TestDeferPtrs on a goroutine started with opts: a
+// deferred set(&y, 42) made before growStack's half a million calls (which
+// grow and move a relocatable stack) must still write the y of its frame,
+// which the earlier deferred call then reads.
+void deferptrs(const gort::GoOptions& opts, int& seen, bool& grew) {
   gort::main([&] {
-    int y = 0;
-    GORT_DEFER(seen = y);  // Go: the check that y == 42, run last
-    int* py = &y;
-    GORT_DEFER(set(py, 42));
-    grew = grow_stack();
+    std::atomic<bool> done{false};
+    gort::go(opts, [&] {
+      GORT_DEFER(done = true);
+      int y = 0;
+      GORT_DEFER(seen = y);  // Go: the check that y == 42, run last
+      int* py = &y;
+      GORT_DEFER(set(py, 42));
+      grew = grow_stack();
+    });
+    wait_until([&] { return done.load(); });
   });
-  CHECK(grew);
-  CHECK(seen == 42);
+}
+
+TEST_CASE("Go's TestDeferPtrs: deferred calls see the frame's values after deep recursion") {
+  for (const gort::GoOptions* opts : {&kStable, &kRelocatable}) {
+    INFO("relocatable " << opts->relocatable.has_value());
+    int seen = 0;
+    bool grew = false;
+    deferptrs(*opts, seen, grew);
+    CHECK(grew);
+    CHECK(seen == 42);
+  }
 }
 
 TEST_CASE("Go's TestDeferPtrsGoexit: goexit at depths 0..99 KiB runs a deferred call with a 4 KiB argument") {
   // In Go the deferred call runs at the bottom of the stack, where its 4 KiB of
   // arguments may make the stack grow; here unwinding runs it in its own frame.
   // Either way it must write y through the pointer taken when it was deferred.
-  CHECK(run_trials(deferptrs_goexit) == -1);
+  CHECK(run_trials(deferptrs_goexit, kStable) == -1);
+  CHECK(run_trials(deferptrs_goexit, kRelocatable) == -1);
 }
 
 TEST_CASE("Go's TestDeferPtrsPanic: a throw at depths 0..99 KiB, caught in the same goroutine") {
   // The same through panic and recover: a different path (the exception is
   // caught), which Go's own test never took.
-  CHECK(run_trials(deferptrs_panic) == -1);
+  CHECK(run_trials(deferptrs_panic, kStable) == -1);
+  CHECK(run_trials(deferptrs_panic, kRelocatable) == -1);
 }
 
-TEST_CASE("Go's TestPanicUseStack: exceptions thrown and caught inside deferred calls run by unwinding") {
-  // Three nested levels: a deferred call run by the unwinding of exception 1
-  // recurses 100 KiB deep, throws 2 there, whose unwinding runs a deferred call
-  // that recurses 200 KiB deeper and throws 3. Each level keeps one more record
-  // linked (pending) while its inner ones run, and walks the stack (Go: Callers)
-  // at the deepest point. A goroutine with 1 MiB of stack: Go's stacks grow,
-  // ours are as big as asked.
+// panic_use_stack() is Go's TestPanicUseStack on a goroutine started with opts.
+struct PanicUseStack {
   std::vector<int> caught;
   std::vector<int> pending;  // what the pending records saw, in the order they ran
   bool chain3 = false;
   bool chain0 = false;
   int frames = 0;
+};
+
+void panic_use_stack(const gort::GoOptions& opts, PanicUseStack& out) {
+  // Three nested levels: a deferred call run by the unwinding of exception 1
+  // recurses 100 KiB deep, throws 2 there, whose unwinding runs a deferred call
+  // that recurses 200 KiB deeper and throws 3. Each level keeps one more record
+  // linked (pending) while its inner ones run, and walks the stack (Go: Callers)
+  // at the deepest point. A stable goroutine gets 1 MiB of stack; a
+  // relocatable one grows to it, moving while records are pending.
+  auto& [caught, pending, chain3, chain0, frames] = out;
   std::atomic<bool> done{false};
   gort::main([&] {
-    gort::go({.stack_size = 1 << 20}, [&] {
+    gort::go(opts, [&] {
       try {
         int v1 = 1;
         int* p1 = &v1;
@@ -601,9 +627,17 @@ TEST_CASE("Go's TestPanicUseStack: exceptions thrown and caught inside deferred 
     });
     wait_until([&] { return done.load(); });
   });
-  CHECK(caught == std::vector<int>{3, 2, 1});
-  CHECK(pending == std::vector<int>{3, 2, 1});
-  CHECK(chain3);
-  CHECK(chain0);
-  CHECK(frames > 300);  // the walk went through all 300 KiB of frames
+}
+
+TEST_CASE("Go's TestPanicUseStack: exceptions thrown and caught inside deferred calls run by unwinding") {
+  for (const gort::GoOptions& opts : {gort::GoOptions{.stack_size = 1 << 20}, kRelocatable}) {
+    INFO("relocatable " << opts.relocatable.has_value());
+    PanicUseStack r;
+    panic_use_stack(opts, r);
+    CHECK(r.caught == std::vector<int>{3, 2, 1});
+    CHECK(r.pending == std::vector<int>{3, 2, 1});
+    CHECK(r.chain3);
+    CHECK(r.chain0);
+    CHECK(r.frames > 300);  // the walk went through all 300 KiB of frames
+  }
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -17,8 +18,15 @@ namespace gort {
 // Options for one goroutine.
 struct GoOptions {
   // Usable stack bytes; 0 means the default (conf stack.size, 256 KiB). Other
-  // sizes are served by jemalloc (rounded up to whole pages).
+  // sizes are served by jemalloc (rounded up to whole pages). For a
+  // relocatable goroutine, the first size (rounded up to a power of two).
   std::size_t stack_size = 0;
+  // A relocatable goroutine's stack starts small (conf stack.copying_min, one
+  // page) and moves to a region twice as large whenever it runs out, with the
+  // pointers into it adjusted; so nothing outside its own stack may point
+  // into it (no stack-local std::map, no WaitGroup on its stack that others
+  // use: docs/stacks.md "The contract"). Unset: conf stack.kind decides.
+  std::optional<bool> relocatable{};
   // Shown in goroutine dumps; empty for none.
   std::string_view name{};
 };
@@ -113,6 +121,12 @@ void sleep(std::chrono::duration<Rep, Period> d) {
 // on, and once none is left the program dies with "fatal error: no goroutines
 // (main called runtime.Goexit) - deadlock!".
 [[noreturn]] void goexit();
+
+// morestack() makes sure the calling goroutine has at least bytes of stack
+// below its stack pointer, moving a relocatable goroutine's stack now rather
+// than in the middle of the deep call it is about to make. A no-op on stable
+// stacks and off goroutines.
+void morestack(std::size_t bytes);
 
 // goid() is the calling goroutine's id (goroutine 1 runs main's fn); 0 off goroutines.
 std::uint64_t goid();

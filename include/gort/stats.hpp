@@ -27,7 +27,7 @@ struct StackStats {
   std::uint64_t stacks_committed = 0;
   StackOriginStats cache;     // default-size stacks from the per-M caches and pool
   StackOriginStats malloced;  // other sizes, from jemalloc
-  StackOriginStats system;    // stackfromsystem: one mmap each
+  StackOriginStats system;    // stackfromsystem, and copying stacks: one mmap each
   std::uint64_t cached = 0;          // default-size stacks idle in per-M caches
   std::uint64_t pooled = 0;          // default-size stacks idle in the global pool
   std::uint64_t faulted = 0;         // stacks freed under stackfaultonfree
@@ -35,6 +35,13 @@ struct StackStats {
   std::uint64_t refills = 0;         // stackcacherefill batches
   std::uint64_t releases = 0;        // stackcacherelease batches
   std::uint64_t trims = 0;           // cached stacks whose deep pages were released
+  // copystack (relocatable goroutines): stacks moved to a larger region, the
+  // bytes copied, the words adjusted because they pointed into the old
+  // region (registers included), and the time spent copying, in ns.
+  std::uint64_t copies = 0;
+  std::uint64_t copy_bytes = 0;
+  std::uint64_t copy_words_adjusted = 0;
+  std::uint64_t copy_ns = 0;
   const char* guard_mode = "";       // "madv_guard" or "mprotect"
 };
 

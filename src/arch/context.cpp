@@ -74,6 +74,14 @@ void make_context(Context& c, std::uintptr_t lo, std::uintptr_t hi, void (*fn)(v
 #endif
 }
 
+void context_stack_moved(Context& c, std::uintptr_t lo, std::uintptr_t hi) {
+  c.stack_lo = lo;
+  c.stack_hi = hi;
+#if GORT_VALGRIND
+  if (c.valgrind_id != 0) VALGRIND_STACK_CHANGE(c.valgrind_id, lo, hi);
+#endif
+}
+
 void init_thread_context(Context& c) {
   pthread_attr_t attr;
   void* addr = nullptr;

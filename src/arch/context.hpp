@@ -63,6 +63,10 @@ struct Context {
 // fn must never return; it ends by a final switch_context_final away.
 void make_context(Context& c, std::uintptr_t lo, std::uintptr_t hi, void (*fn)(void*), void* arg);
 
+// context_stack_moved() records that c's stack now spans [lo, hi) (copystack
+// moved it while c runs), for the sanitizers and valgrind. Async-signal-safe.
+void context_stack_moved(Context& c, std::uintptr_t lo, std::uintptr_t hi);
+
 // init_thread_context() describes the calling thread's own stack (an M's g0),
 // so other contexts can switch back to it.
 void init_thread_context(Context& c);

@@ -35,6 +35,12 @@ const std::vector<Key>& keys() {
        [](Config& c, std::int64_t v, const std::string&) { c.stack_guard_pages = std::size_t(v); }},
       {"stack.cache_keep", nullptr, Kind::bytes, 0, 1 * GiB,
        [](Config& c, std::int64_t v, const std::string&) { c.stack_cache_keep = std::size_t(v); }},
+      {"stack.kind", "stackkind", Kind::choice, 0, 0,
+       [](Config& c, std::int64_t, const std::string& s) { c.stack_copying = s == "copying"; }},
+      {"stack.copying_min", nullptr, Kind::bytes, 4 * KiB, 1 * GiB,
+       [](Config& c, std::int64_t v, const std::string&) { c.stack_copying_min = std::size_t(v); }},
+      {"stack.copying_max", nullptr, Kind::bytes, 4 * KiB, 64 * GiB,
+       [](Config& c, std::int64_t v, const std::string&) { c.stack_copying_max = std::size_t(v); }},
       {"stack.debug", "stackdebug", Kind::integer, 0, 4,
        [](Config& c, std::int64_t v, const std::string&) { c.stack_debug.level = int(v); }},
       {"stack.fromsystem", "stackfromsystem", Kind::boolean, 0, 1,
@@ -79,6 +85,7 @@ const std::vector<Key>& keys() {
 // The values a Kind::choice key takes.
 std::vector<std::string_view> choices(const Key& k) {
   if (std::string_view(k.name) == "io.backend") return {"auto", "uring", "epoll"};
+  if (std::string_view(k.name) == "stack.kind") return {"stable", "copying"};
   return {"trace", "debug", "info", "warn", "error", "critical", "off"};
 }
 
@@ -233,7 +240,7 @@ void load_file(Config& cfg, const std::string& path) {
 
 void apply_setting(Config& cfg, std::string_view key, std::string_view value, std::string_view where) {
   const Key* k = find_key(key);
-  if (k == nullptr) fail(where, key, "unknown setting (conf/gort.conf lists the keys; GORTDEBUG also takes stackdebug, stackfromsystem, stackfaultonfree, stackpoison, stacknocache, efence, gomaxprocs, schedbackstopfatal)");
+  if (k == nullptr) fail(where, key, "unknown setting (conf/gort.conf lists the keys; GORTDEBUG also takes stackdebug, stackfromsystem, stackfaultonfree, stackpoison, stacknocache, efence, stackkind, gomaxprocs, schedbackstopfatal)");
   set_key(cfg, *k, std::string(value), true, where);
 }
 
@@ -242,6 +249,18 @@ void check(const Config& c) {
   if (c.stack_cache_keep > c.stack_size) {
     throw ConfigError(fmt::format(
         "gort: config: stack.cache_keep: {} exceeds stack.size {}", c.stack_cache_keep, c.stack_size));
+  }
+  // Copying stacks double on growth, so their sizes are the powers of two
+  // between the two bounds (docs/stacks.md "Kinds").
+  for (auto [name, v] : {std::pair{"stack.copying_min", c.stack_copying_min},
+                         std::pair{"stack.copying_max", c.stack_copying_max}}) {
+    if ((v & (v - 1)) != 0) {
+      throw ConfigError(fmt::format("gort: config: {}: {} is not a power of two", name, v));
+    }
+  }
+  if (c.stack_copying_min > c.stack_copying_max) {
+    throw ConfigError(fmt::format("gort: config: stack.copying_min: {} exceeds stack.copying_max {}",
+                                  c.stack_copying_min, c.stack_copying_max));
   }
 }
 

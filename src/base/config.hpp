@@ -32,6 +32,9 @@ struct Config {
   std::size_t stack_size = 256 * 1024;  // stack.size
   std::size_t stack_guard_pages = 1;    // stack.guard_pages
   std::size_t stack_cache_keep = 16 * 1024;  // stack.cache_keep
+  bool stack_copying = false;           // stack.kind: "stable" (false) or "copying"
+  std::size_t stack_copying_min = 4 * 1024;  // stack.copying_min
+  std::size_t stack_copying_max = std::size_t{1} << 30;  // stack.copying_max
   StackDebug stack_debug;               // stack.debug, stack.fromsystem, ... stack.efence (at start)
   std::string log_level = "info";       // log.level (at start)
   int sched_procs = 0;                  // sched.procs (0: one per CPU); $GORTMAXPROCS

@@ -271,6 +271,8 @@ class Uring final : public Backend {
   // a provided buffer (io.recv_bufring).
   long run(net::FdState& fd, const OpArgs& a, std::int64_t deadline, bool bufsel) {
     P* p = getm()->p;
+    // The kernel and the P's timer heap hold op's address until it completes.
+    NoMove nomove(getgp(), "an io_uring operation");
     UringOp op;
     op.g = getgp();
     io_uring_sqe* sqe = get_sqe(p);

@@ -20,6 +20,7 @@
 #include "base/print.hpp"
 #include "sched/chan_impl.hpp"
 #include "sched/runtime.hpp"
+#include "sched/stackmove.hpp"
 #include "sched/time.hpp"
 
 namespace gort::rt {
@@ -33,6 +34,7 @@ namespace {
 // exchange, false if c was closed.
 [[gnu::always_inline]] inline bool chanpark(hchan* c, WaitQ& q, void* ep, WaitReason reason, M* m, G* gp)
     RELEASE(c->lock) {
+  NoMove nomove(gp, "a channel send or receive");
   Note note;  // a plain thread sleeps on it
   Sudog s;
   waiter_init(s, &note, gp);

@@ -12,6 +12,7 @@
 #include "io/poll.hpp"
 #include "sched/backstop.hpp"
 #include "sched/proc.hpp"
+#include "sched/stackmove.hpp"
 #include "sched/sysmon.hpp"
 #include "sched/time.hpp"
 
@@ -38,6 +39,7 @@ void schedinit() {
                   "filter): a goroutine waiting on a contended runtime lock may wait up to 1 ms too long, and "
                   "an idle P does not take the goroutine queued to run next on a busy P");
     }
+    adjust_owner = adjust_g;  // copystack's view of a G (stackmove.hpp)
     schedinit_procs(procs);
     netpollinit();
     sysmon_start();

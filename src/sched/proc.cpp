@@ -962,10 +962,14 @@ void newg_slow(void* arg) {
   GORT_DCHECK(getowner() == nullptr, "newg_slow: stackalloc not on g0 or a plain thread");
   auto* ng = static_cast<NewG*>(arg);
   G* gp = ng->gp != nullptr ? ng->gp : malg();
-  std::size_t want = ng->opts->stack_size == 0 ? stack_default_size()
-                                               : (ng->opts->stack_size + kPageSize - 1) & ~(kPageSize - 1);
-  if (!gp->stack.empty() && gp->stack.size() != want) gfstackfree(gp);
-  if (gp->stack.empty()) gp->stack = stackalloc(gp, want);
+  const std::size_t asked = ng->opts->stack_size;
+  const bool copying = ng->opts->relocatable.value_or(copying_geom.by_default) && copying_geom.supported;
+  const StackKind kind = copying ? StackKind::copying : StackKind::stable;
+  std::size_t want;
+  if (copying) want = copying_class(asked);
+  else want = asked == 0 ? stack_default_size() : (asked + kPageSize - 1) & ~(kPageSize - 1);
+  if (!gp->stack.empty() && (gp->stack.size() != want || gp->stack.kind != kind)) gfstackfree(gp);
+  if (gp->stack.empty()) gp->stack = copying ? stackalloc_copying(gp, want) : stackalloc(gp, want);
   ng->gp = gp;
 }
 
@@ -976,9 +980,10 @@ G* newproc_g(const gort::GoOptions* opts) {
   P* p = m != nullptr ? m->p : nullptr;
   G* gp = nullptr;
   if (p != nullptr) gp = gfget(p);
-  // A G from the free list has a default-size stack or, when gfput freed it
-  // (a custom size, a debug mode), none: allocate one, as Go's gfget does.
-  if (gp == nullptr || opts->stack_size != 0 || gp->stack.empty()) {
+  // A G from the free list has a stack of the default kind and size or, when
+  // gfput freed it (another size or kind, a debug mode), none: allocate one,
+  // as Go's gfget does.
+  if (gp == nullptr || opts->stack_size != 0 || opts->relocatable.has_value() || gp->stack.empty()) {
     NewG ng{opts, gp};
     systemstack(newg_slow, &ng);
     gp = ng.gp;

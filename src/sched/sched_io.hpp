@@ -12,6 +12,9 @@
 //    outside netpoll (a deadline, a close, a wake word) with goready; it marks
 //    a blocking system call with entersyscall/exitsyscall and reaches a
 //    safe point with checkpreempt;
+//  - an operation whose record the kernel or a timer holds while the
+//    goroutine parks runs under NoMove (stackmove.hpp), so a relocatable
+//    goroutine's stack never moves under it;
 //  - it reads the running goroutine (getgp, getgp_parkable) and the M's P only
 //    to find its own per-P state (P::poller, P::io), and it never touches a
 //    G's status, a run queue or sched.
@@ -19,6 +22,7 @@
 
 #include "sched/lock.hpp"
 #include "sched/runtime.hpp"
+#include "sched/stackmove.hpp"
 #include "sched/time.hpp"
 
 namespace gort::rt {

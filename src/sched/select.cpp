@@ -15,6 +15,7 @@
 
 #include "sched/chan_impl.hpp"
 #include "sched/runtime.hpp"
+#include "sched/stackmove.hpp"
 
 namespace gort::rt {
 
@@ -105,6 +106,7 @@ int selectgo(scase* cas, std::uint16_t* order0, std::size_t ncases, bool block, 
   std::array<Sudog, kSelectInline> inline_sgs;
   std::unique_ptr<Sudog[]> heap_sgs;
   Sudog* sgs = norder <= kSelectInline ? inline_sgs.data() : (heap_sgs = std::make_unique<Sudog[]>(norder)).get();
+  NoMove nomove(self.g, "select");
   for (std::size_t k = 0; k < norder; k++) {
     const std::uint16_t i = lockorder[k];
     Sudog& sg = sgs[k] = self;  // the waiter and its selectdone word

@@ -34,6 +34,7 @@
 #include <cstddef>
 
 #include "sched/proc.hpp"
+#include "sched/stackmove.hpp"
 #include "sched/sudog.hpp"
 
 namespace gort::rt {
@@ -117,6 +118,7 @@ SemaBucket& semroot(const void* addr) {
 // Waiter is the caller's waiter record, with the Note it sleeps on if it is a
 // plain thread.
 struct Waiter {
+  NoMove nomove{getgp_parkable(), "a semaphore or lock wait"};
   Note note;
   Sudog s{};
 

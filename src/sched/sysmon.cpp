@@ -181,7 +181,10 @@ void sysmon() {
     usleep(static_cast<useconds_t>(delay));
     const std::int64_t now = nanotime();
     sched.coarsenow.store(now, std::memory_order_relaxed);
-    if (retake(now) | kickidle(now)) {
+    // Both run every look: a retake does not excuse skipping the idle check.
+    const bool retook = retake(now);
+    const bool kicked = kickidle(now);
+    if (retook || kicked) {
       idle = 0;
       delay = kMinDelayUs;
     } else if (++idle > kIdleLooks) {

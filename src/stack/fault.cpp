@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -19,6 +20,7 @@
 #include "base/print.hpp"
 #include "base/symtab.hpp"
 #include "mem/sys.hpp"
+#include "stack/copystack.hpp"
 
 // libiberty's allocation-free demangler (Debian libiberty-dev). Declared here:
 // its demangle.h drags in libiberty.h, whose basename() clashes with glibc's.
@@ -50,28 +52,32 @@ __attribute__((tls_model("initial-exec"))) thread_local std::uintptr_t tls_stack
 
 struct sigaction old_segv, old_bus;
 
-// The freed-stack record: chunks linked newest first, appended under freed_mu,
-// read without locks by the handler (entries are published by the release
-// store of a chunk's n; a chunk is published by the release store of the head).
+// The freed-stack record: chunks linked newest first, appended and read without
+// locks (copystack frees stacks in the fault handler, which may have
+// interrupted an append). An appender reserves an entry with a fetch_add on its
+// chunk's count and publishes it with the release store of its ready flag; a
+// full chunk is replaced by a new one with a CAS of the head.
 struct FreedEntry {
   std::uintptr_t base, lo, hi;
   std::uint64_t goid;
   const char* why;
+  StackMoveRecord moved;  // newhi 0: freed, not moved
+  std::atomic<bool> ready;
 };
 struct FreedChunk {
-  static constexpr std::size_t kCap = (1 << 20) / sizeof(FreedEntry) - 1;
+  static constexpr std::size_t kCap = ((1 << 20) - 64) / sizeof(FreedEntry);
   FreedChunk* next;
-  std::atomic<std::size_t> n;
+  std::atomic<std::size_t> reserved;
   FreedEntry e[kCap];
 };
-std::mutex freed_mu;
 std::atomic<FreedChunk*> freed_head{nullptr};
 
 const FreedEntry* find_freed(std::uintptr_t addr) {
   for (FreedChunk* c = freed_head.load(std::memory_order_acquire); c != nullptr; c = c->next) {
-    std::size_t n = c->n.load(std::memory_order_acquire);
+    const std::size_t n = std::min(c->reserved.load(std::memory_order_acquire), FreedChunk::kCap);
     for (std::size_t i = 0; i < n; i++) {
-      if (addr >= c->e[i].base && addr < c->e[i].hi) return &c->e[i];
+      const FreedEntry& e = c->e[i];
+      if (e.ready.load(std::memory_order_acquire) && addr >= e.base && addr < e.hi) return &e;
     }
   }
   return nullptr;
@@ -148,7 +154,7 @@ void chain(int sig, siginfo_t* si, void* uctx) {
 
 void on_fault(int sig, siginfo_t* si, void* uctx) {
   int saved_errno = errno;
-  const auto* uc = static_cast<const ucontext_t*>(uctx);
+  auto* uc = static_cast<ucontext_t*>(uctx);
   const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(si->si_addr);
   const std::uintptr_t sp = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
   const std::uintptr_t pc = static_cast<std::uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
@@ -159,9 +165,15 @@ void on_fault(int sig, siginfo_t* si, void* uctx) {
     const Stack& s = g->stack;
     auto in_guard = [&](std::uintptr_t a) { return a >= s.lo - s.guard && a < s.lo; };
     if (in_guard(addr) || in_guard(sp)) {
+      // A relocatable goroutine's stack grows here (copystack.hpp); past
+      // stack.copying_max it overflows as a stable one does past its size.
+      if (s.kind == StackKind::copying && stackgrow_fault(const_cast<StackOwner*>(g), uc, addr)) {
+        errno = saved_errno;
+        return;
+      }
       Printer out(2);
-      out.str("runtime: goroutine ").dec(g->goid).str(" stack exceeds ").dec(s.size())
-          .str("-byte limit\n");
+      out.str("runtime: goroutine ").dec(g->goid).str(" stack exceeds ")
+          .dec(s.kind == StackKind::copying ? copying_geom.max : s.size()).str("-byte limit\n");
       out.str("runtime: sp=").hex(sp).str(" stack=[").hex(s.lo).str(", ").hex(s.hi).str("]\n");
       out.str("fatal error: stack overflow\n\n");
       print_goroutine(out, g, pc, fp);
@@ -171,11 +183,20 @@ void on_fault(int sig, siginfo_t* si, void* uctx) {
   }
   if (const FreedEntry* e = find_freed(addr)) {
     Printer out(2);
+    const bool moved = e->moved.newhi != 0;
     out.str("unexpected fault address ").hex(addr).str("\n");
-    out.str("fatal error: use of freed stack\n\n");
-    out.str("runtime: the address is in the stack of goroutine ").dec(e->goid).str(", [")
-        .hex(e->lo).str(", ").hex(e->hi).str(") ").dec(e->hi - e->lo).str(" bytes, ")
-        .str(e->why).str(" (stackfaultonfree)\n\n");
+    out.str(moved ? "fatal error: use of moved stack\n\n" : "fatal error: use of freed stack\n\n");
+    out.str(moved ? "runtime: the address is in the old stack of goroutine " : "runtime: the address is in the stack of goroutine ")
+        .dec(e->goid).str(", [").hex(e->lo).str(", ").hex(e->hi).str(") ").dec(e->hi - e->lo).str(" bytes, ")
+        .str(e->why);
+    if (moved) {
+      out.str(" to [").hex(e->moved.newlo).str(", ").hex(e->moved.newhi).str(") (stackfaultonfree); a pointer "
+              "into the old stack outlived the move (docs/stacks.md \"The contract\"). The stack moved at:\n");
+      print_frames(out, e->moved.pcs, e->moved.npcs, kMoveFrames);
+      out.str("\n");
+    } else {
+      out.str(" (stackfaultonfree)\n\n");
+    }
     print_goroutine(out, g, pc, fp);
     out.flush();
     exit_fatal();
@@ -248,20 +269,29 @@ void minit_signalstack() {
 }
 
 
-void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why) {
-  std::lock_guard lk(freed_mu);
-  FreedChunk* c = freed_head.load(std::memory_order_relaxed);
-  if (c == nullptr || c->n.load(std::memory_order_relaxed) == FreedChunk::kCap) {
+void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why, const StackMoveRecord* moved) {
+  for (;;) {
+    FreedChunk* c = freed_head.load(std::memory_order_acquire);
+    if (c != nullptr) {
+      const std::size_t i = c->reserved.fetch_add(1, std::memory_order_acq_rel);
+      if (i < FreedChunk::kCap) {
+        FreedEntry& e = c->e[i];
+        e.base = s.base();
+        e.lo = s.lo;
+        e.hi = s.hi;
+        e.goid = goid;
+        e.why = why;
+        if (moved != nullptr) e.moved = *moved;
+        e.ready.store(true, std::memory_order_release);
+        return;
+      }
+    }
     void* p = SysAlloc(sizeof(FreedChunk));
     if (p == nullptr) fatal("stackfaultonfree: cannot allocate the freed-stack record");
-    auto* nc = new (p) FreedChunk;  // n value-initialised to 0; entries left as mmap zeros
+    auto* nc = new (p) FreedChunk;  // entries and counts are the mapping's zeros
     nc->next = c;
-    freed_head.store(nc, std::memory_order_release);
-    c = nc;
+    if (!freed_head.compare_exchange_strong(c, nc, std::memory_order_acq_rel)) SysFree(p, sizeof(FreedChunk));
   }
-  std::size_t n = c->n.load(std::memory_order_relaxed);
-  c->e[n] = FreedEntry{s.base(), s.lo, s.hi, goid, why};
-  c->n.store(n + 1, std::memory_order_release);
 }
 
 }  // namespace gort::rt

@@ -44,8 +44,10 @@ inline const StackOwner* getowner() {
 }
 
 // fault_record_freed() remembers a stack faulted by stackfree, for the report of
-// a later touch. Async-signal-safe to read; entries are never removed.
-void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why);
+// a later touch; moved, if not null, says where copystack moved it. Entries are
+// never removed. Async-signal-safe (copystack frees in the fault handler).
+void fault_record_freed(const Stack& s, std::uint64_t goid, const char* why,
+                        const StackMoveRecord* moved = nullptr);
 
 // print_backtrace() prints the frame at pc, then walks the frame-pointer chain
 // from fp while it stays inside [lo, hi), Go style (each frame's function, then

@@ -10,13 +10,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
-#include <unordered_map>
 
 #include "base/counter.hpp"
 #include "base/log.hpp"
 #include "base/print.hpp"
 #include "mem/sys.hpp"
+#include "stack/copystack.hpp"
 #include "stack/fault.hpp"
 #include "stack/stackpool.hpp"
 
@@ -57,10 +56,92 @@ OriginCounters malloced_ctr, system_ctr;
 
 // Live system stacks (base -> region bytes): lets stackfree catch a system stack
 // freed twice or never allocated (invariant 2) and stack_stats() count their
-// resident pages. stackfromsystem is a debug mode that costs an mmap per stack,
-// so a lock here is noise.
-std::mutex system_mu;
-std::unordered_map<std::uintptr_t, std::size_t>& system_live = *new std::unordered_map<std::uintptr_t, std::size_t>;
+// resident pages. copystack allocates and frees system stacks in the fault
+// handler, which may have interrupted any code, so the table takes no lock:
+// open addressing over a fixed array, a slot claimed by a CAS of its base (0
+// or a tombstone -> base) and released by a CAS to a tombstone. A slot never
+// goes back to 0, so a lookup that reaches an empty slot has seen every slot
+// its key could be in; inserts reuse the first tombstone, so probe sequences
+// stay as short as the live count makes them.
+class SystemStacks {
+ public:
+  // insert() records a live region. Async-signal-safe.
+  void insert(std::uintptr_t base, std::size_t region) {
+    Slot* t = table();
+    for (std::size_t i = 0, h = hash(base); i < kMaxProbe; i++) {
+      Slot& sl = t[(h + i) & (kSlots - 1)];
+      std::uintptr_t b = sl.base.load(std::memory_order_acquire);
+      while (b == 0 || b == kTomb) {
+        if (sl.base.compare_exchange_weak(b, base, std::memory_order_acq_rel)) {
+          sl.region.store(region, std::memory_order_release);
+          return;
+        }
+      }
+    }
+    fatal("stackalloc: more live system stacks than the table of system stacks holds");
+  }
+  // remove() forgets the region at base and returns its bytes, or 0 if none is
+  // recorded there. Async-signal-safe.
+  std::size_t remove(std::uintptr_t base) {
+    Slot* t = table();
+    for (std::size_t i = 0, h = hash(base); i < kMaxProbe; i++) {
+      Slot& sl = t[(h + i) & (kSlots - 1)];
+      std::uintptr_t b = sl.base.load(std::memory_order_acquire);
+      if (b == 0) return 0;
+      if (b == base) {
+        const std::size_t region = sl.region.exchange(0, std::memory_order_acq_rel);
+        sl.base.store(kTomb, std::memory_order_release);
+        return region;
+      }
+    }
+    return 0;
+  }
+  // reserve() maps the table now: stackinit calls it, so that a process that
+  // later lowers RLIMIT_AS or runs short of address space still has it.
+  void reserve() { (void)table(); }
+  // resident() is the bytes of live system stacks resident in memory.
+  std::size_t resident() {
+    if (slots_.load(std::memory_order_acquire) == nullptr) return 0;
+    std::size_t r = 0;
+    Slot* t = table();
+    for (std::size_t i = 0; i < kSlots; i++) {
+      const std::uintptr_t b = t[i].base.load(std::memory_order_acquire);
+      const std::size_t region = t[i].region.load(std::memory_order_acquire);
+      if (b != 0 && b != kTomb && region != 0) r += SysResident(reinterpret_cast<void*>(b), region);
+    }
+    return r;
+  }
+
+ private:
+  struct Slot {
+    std::atomic<std::uintptr_t> base;
+    std::atomic<std::size_t> region;
+  };
+  // 2M slots (32 MiB of address space, committed only where touched) hold a
+  // million live system stacks at half load; under the mprotect guard fallback
+  // vm.max_map_count stops a process near 32,000 long before.
+  static constexpr std::size_t kSlots = std::size_t{1} << 21;
+  static constexpr std::size_t kMaxProbe = 4096;
+  static constexpr std::uintptr_t kTomb = 1;
+  static std::size_t hash(std::uintptr_t base) { return static_cast<std::size_t>((base >> 12) * 0x9e3779b97f4a7c15ull >> 43); }
+  // table() maps the array on first use (reserve() makes that start-up);
+  // racing first users keep one mapping.
+  Slot* table() {
+    Slot* t = slots_.load(std::memory_order_acquire);
+    if (t != nullptr) [[likely]] return t;
+    void* p = SysAlloc(kSlots * sizeof(Slot));
+    if (p == nullptr) {
+      fatal("stackinit: cannot map the 32 MiB table of system stacks (address space: check ulimit -v)");
+    }
+    if (!slots_.compare_exchange_strong(t, static_cast<Slot*>(p), std::memory_order_acq_rel)) {
+      SysFree(p, kSlots * sizeof(Slot));
+      return t;
+    }
+    return static_cast<Slot*>(p);
+  }
+  std::atomic<Slot*> slots_{nullptr};
+};
+SystemStacks& system_live = *new SystemStacks;
 std::atomic<std::uint64_t> faulted_count{0}, faulted_bytes{0};
 
 // The jemalloc arena that serves malloced stacks, kept apart from the heap so
@@ -152,6 +233,7 @@ void stackfree_malloced(const Stack& s) {
   malloced_ctr.sub(s.size(), s.guard + s.size());
 }
 
+// Async-signal-safe, as stackfree_system.
 Stack stackalloc_system(std::size_t n) {
   const std::size_t guard = geom.guard;
   void* p = SysAlloc(guard + n);
@@ -163,27 +245,18 @@ Stack stackalloc_system(std::size_t n) {
     fatal_stack_alloc(n, "installing a stack guard", e);
   }
   system_ctr.add(n, guard + n);
-  {
-    std::lock_guard lk(system_mu);
-    system_live.emplace(reinterpret_cast<std::uintptr_t>(p), guard + n);
-  }
+  system_live.insert(reinterpret_cast<std::uintptr_t>(p), guard + n);
   return make_stack(reinterpret_cast<std::uintptr_t>(p), guard, n, StackOrigin::system);
 }
 
-void stackfree_system(const StackOwner* g, const Stack& s, std::uint32_t dbg, const char* why) {
+void stackfree_system(const StackOwner* g, const Stack& s, std::uint32_t dbg, const char* why,
+                      const StackMoveRecord* moved) {
   void* p = reinterpret_cast<void*>(s.base());
   const std::size_t region = s.guard + s.size();
-  {
-    std::lock_guard lk(system_mu);
-    auto it = system_live.find(s.base());
-    if (it == system_live.end() || it->second != region) {
-      fatal("stackfree: system stack freed twice or never allocated");
-    }
-    system_live.erase(it);
-  }
+  if (system_live.remove(s.base()) != region) fatal("stackfree: system stack freed twice or never allocated");
   if (dbg & kFaultOnFree) {
     SysFault(p, region);
-    fault_record_freed(s, g->goid, why);
+    fault_record_freed(s, g->goid, why, moved);
     faulted_count.fetch_add(1, std::memory_order_relaxed);
     faulted_bytes.fetch_add(region, std::memory_order_relaxed);
   } else {
@@ -192,25 +265,40 @@ void stackfree_system(const StackOwner* g, const Stack& s, std::uint32_t dbg, co
   system_ctr.sub(s.size(), region);
 }
 
-void debug_alloc(const StackOwner* g, const Stack& s, std::uint32_t dbg) {
-  if (dbg & kPoison) std::memset(reinterpret_cast<void*>(s.lo), 0xfd, s.size());
-  if (dbg & kLevelMask) {
-    log()->trace("stackalloc: goroutine {} {} [{:#x}, {:#x}) {} bytes, stacksize {}", g->goid,
+// stacklog() writes a stackdebug line. Copying stacks are allocated and freed
+// in the fault handler, where the logger (which allocates and locks) must not
+// run, so their lines go straight to stderr through Printer.
+void stacklog(const char* op, const StackOwner* g, const Stack& s, const char* why) {
+  if (s.kind == StackKind::copying) {
+    Printer out(2);
+    out.str(op).str(": goroutine ").dec(g->goid).str(" copying ").str(origin_name(s.origin)).str(" [")
+        .hex(s.lo).str(", ").hex(s.hi).str(") ").dec(s.size()).str(" bytes");
+    if (why != nullptr) out.str(" (").str(why).str(")");
+    out.str(", stacksize ").dec(g->stacksize).str("\n");
+  } else if (why != nullptr) {
+    log()->trace("{}: goroutine {} {} [{:#x}, {:#x}) {} bytes ({}), stacksize {}", op, g->goid,
+                 origin_name(s.origin), s.lo, s.hi, s.size(), why, g->stacksize);
+  } else {
+    log()->trace("{}: goroutine {} {} [{:#x}, {:#x}) {} bytes, stacksize {}", op, g->goid,
                  origin_name(s.origin), s.lo, s.hi, s.size(), g->stacksize);
   }
 }
 
+void debug_alloc(const StackOwner* g, const Stack& s, std::uint32_t dbg) {
+  if (dbg & kPoison) std::memset(reinterpret_cast<void*>(s.lo), 0xfd, s.size());
+  if (dbg & kLevelMask) stacklog("stackalloc", g, s, nullptr);
+}
+
 void debug_free(const StackOwner* g, const Stack& s, std::uint32_t dbg, const char* why) {
   if (dbg & kPoison) std::memset(reinterpret_cast<void*>(s.lo), 0xfc, s.size());
-  if (dbg & kLevelMask) {
-    log()->trace("stackfree: goroutine {} {} [{:#x}, {:#x}) {} bytes ({}), stacksize {}", g->goid,
-                 origin_name(s.origin), s.lo, s.hi, s.size(), why, g->stacksize);
-  }
+  if (dbg & kLevelMask) stacklog("stackfree", g, s, why);
 }
 
 }  // namespace
 
 std::atomic<std::size_t> stack_keep_size{0};
+StackKind stack_keep_kind = StackKind::stable;
+CopyingGeometry copying_geom;
 
 int stackdebug_level() { return static_cast<int>(debug_bits.load(std::memory_order_relaxed) & kLevelMask); }
 
@@ -220,10 +308,37 @@ void stackinit(const Config& cfg) {
   if (mallctl("arenas.create", &stack_arena, &sz, nullptr, 0) != 0) {
     fatal("stackinit: jemalloc cannot create the stack arena");
   }
+  system_live.reserve();
+  copying_geom.min = cfg.stack_copying_min;
+  copying_geom.max = cfg.stack_copying_max;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  copying_geom.supported = false;
+  if (cfg.stack_copying) {
+    log()->warn("stack.kind = \"copying\": this is a sanitizer build, whose shadow memory does not "
+                "follow a moved stack; relocatable goroutines run as stable ones here");
+  }
+#endif
+  copying_geom.by_default = cfg.stack_copying && copying_geom.supported;
+  stack_keep_kind = copying_geom.by_default ? StackKind::copying : StackKind::stable;
   set_stack_debug(cfg.stack_debug);
 }
 
 std::size_t stack_default_size() { return geom.size; }
+
+std::size_t copying_class(std::size_t n) {
+  std::size_t c = copying_geom.min;
+  while (c < n) c *= 2;
+  return c;
+}
+
+Stack stackalloc_copying(StackOwner* g, std::size_t n) {
+  const std::uint32_t dbg = debug_bits.load(std::memory_order_relaxed);
+  Stack s = stackalloc_system(n);
+  s.kind = StackKind::copying;
+  g->stacksize += n;
+  if (dbg != 0) [[unlikely]] debug_alloc(g, s, dbg);
+  return s;
+}
 
 Stack stackalloc(StackOwner* g, std::size_t n) {
   n = n == 0 ? geom.size : (n + kPageSize - 1) & ~(kPageSize - 1);
@@ -241,7 +356,9 @@ Stack stackalloc(StackOwner* g, std::size_t n) {
   return s;
 }
 
-void stackfree(StackOwner* g, const Stack& s, const char* why) {
+void stackfree(StackOwner* g, const Stack& s, const char* why) { stackfree_moved(g, s, why, nullptr); }
+
+void stackfree_moved(StackOwner* g, const Stack& s, const char* why, const StackMoveRecord* moved) {
   const std::size_t n = s.size();
   if (g->stacksize < n) {
     Printer(2).str("runtime: goroutine ").dec(g->goid).str(" stacksize ").dec(g->stacksize)
@@ -266,7 +383,7 @@ void stackfree(StackOwner* g, const Stack& s, const char* why) {
       stackfree_malloced(s);
       break;
     case StackOrigin::system:
-      stackfree_system(g, s, dbg, why);
+      stackfree_system(g, s, dbg, why, moved);
       break;
   }
 }
@@ -279,7 +396,8 @@ void set_stack_debug(const StackDebug& d) {
         "(efence=1 sets both)");
   }
   debug_bits.store(pack(d), std::memory_order_relaxed);
-  stack_keep_size.store(d.faultonfree || d.poison ? 0 : geom.size, std::memory_order_relaxed);
+  const std::size_t keep = stack_keep_kind == StackKind::copying ? copying_geom.min : geom.size;
+  stack_keep_size.store(d.faultonfree || d.poison ? 0 : keep, std::memory_order_relaxed);
 }
 
 StackDebug stack_debug() {
@@ -310,10 +428,8 @@ StackStats stack_stats() {
   std::size_t resident = 0;
   sz = sizeof resident;
   if (mallctl(name, &resident, &sz, nullptr, 0) == 0) st.stacks_committed += resident;
-  std::lock_guard lk(system_mu);
-  for (const auto& [base, region] : system_live) {
-    st.stacks_committed += SysResident(reinterpret_cast<void*>(base), region);
-  }
+  st.stacks_committed += system_live.resident();
+  copystack_stats(st);
   return st;
 }
 

@@ -8,8 +8,11 @@
 //             from and releases to a global pool in batches; the pool carves
 //             spans mapped out of large reservations. Never unmapped.
 //   malloced  any other size, from a dedicated jemalloc arena.
-//   system    stackfromsystem mode: each stack its own mmap; freed by SysFree,
-//             or SysFault under stackfaultonfree so any later touch faults.
+//   system    stackfromsystem mode, and every copying stack (for now: see
+//             docs/stacks.md "Copying stacks"): each stack its own mmap; freed
+//             by SysFree, or SysFault under stackfaultonfree so any later touch
+//             faults. Allocation and free are async-signal-safe, because
+//             copystack runs them in the fault handler.
 //
 // Invariants (a violation is a fatal error):
 //  1. owner.stacksize == usable bytes of every stack the owner holds, after every
@@ -30,8 +33,11 @@ namespace gort::rt {
 
 enum class StackOrigin : std::uint8_t { cache, malloced, system };
 
-// How a stack grows (docs/design.md "Stacks"); only stable exists so far.
-enum class StackKind : std::uint8_t { stable };
+// How a stack grows (docs/stacks.md "Kinds"): a stable stack never moves; a
+// copying one (a relocatable goroutine's) is a power of two between
+// stack.copying_min and stack.copying_max, and copystack moves it to a region
+// twice as large when it runs into its guard.
+enum class StackKind : std::uint8_t { stable, copying };
 
 struct Stack {
   std::uintptr_t lo = 0;   // lowest usable byte
@@ -51,6 +57,13 @@ struct StackOwner {
   Stack stack;                // the stack the owner runs on (set by its user)
   std::uint64_t goid = 0;     // reported by the fault handler
   std::size_t stacksize = 0;  // invariant 1
+  // Copying stacks only. nomove names the runtime path the owner is in while
+  // something outside its stack points into it (a waiter record linked into a
+  // channel, an I/O submission): a guard fault then cannot move the stack and
+  // is a fatal error naming the path. stackneed is the headroom morestack()
+  // asks the fault handler for.
+  const char* nomove = nullptr;
+  std::size_t stackneed = 0;
 };
 
 // stackinit() applies the stack part of cfg; called once by runtime_init before
@@ -67,10 +80,15 @@ std::size_t stack_default_size();
 // Written by stackinit and set_stack_debug; read through stack_keep_on_exit.
 extern std::atomic<std::size_t> stack_keep_size;
 
+// stack_keep_kind is the kind of the stacks free Gs keep: the kind a goroutine
+// gets without GoOptions (stack.kind). Kept copying stacks have copying_min
+// bytes, so stack_keep_size is copying_min then. Fixed by stackinit.
+extern StackKind stack_keep_kind;
+
 // stack_keep_on_exit() says whether the G of an exited goroutine keeps s for
-// its next goroutine instead of freeing it. Kept stacks have the default size.
+// its next goroutine instead of freeing it: s has the default kind and size.
 inline bool stack_keep_on_exit(const Stack& s) {
-  return !s.empty() && s.size() == stack_keep_size.load(std::memory_order_relaxed);
+  return !s.empty() && s.size() == stack_keep_size.load(std::memory_order_relaxed) && s.kind == stack_keep_kind;
 }
 
 // stackalloc() returns a fresh stack of n usable bytes (0 means stack.size) and
@@ -78,9 +96,46 @@ inline bool stack_keep_on_exit(const Stack& s) {
 // memory is a fatal error.
 Stack stackalloc(StackOwner* g, std::size_t n = 0);
 
+// stackalloc_copying() returns a fresh copying stack of n usable bytes, a power
+// of two in [copying_min, copying_max], charged to g. Async-signal-safe (the
+// fault handler grows stacks with it); never fails, as stackalloc.
+Stack stackalloc_copying(StackOwner* g, std::size_t n);
+
+// The bounds of copying stacks (stack.copying_min, stack.copying_max), and
+// whether goroutines are relocatable unless their GoOptions say otherwise
+// (stack.kind). Fixed by stackinit.
+struct CopyingGeometry {
+  std::size_t min = 4096;
+  std::size_t max = std::size_t{1} << 30;
+  bool by_default = false;
+  // False in ASan and TSan builds: their shadow memory and fiber records do
+  // not follow a moved stack, so relocatable goroutines run stable there.
+  bool supported = true;
+};
+extern CopyingGeometry copying_geom;
+
+// copying_class() is the copying stack size serving a request of n usable
+// bytes: n rounded up to a power of two, at least copying_min.
+std::size_t copying_class(std::size_t n);
+
 // stackfree() returns s, which g holds, to where its origin says. why is kept
 // for the fault handler's report when the stack is faulted (stackfaultonfree).
 void stackfree(StackOwner* g, const Stack& s, const char* why = "freed by stackfree");
+
+// What copystack remembers of a move for the report of a later touch of the
+// old region under stackfaultonfree ("use of moved stack"): the new bounds and
+// the return addresses of the frames that were running when it moved.
+constexpr int kMoveFrames = 16;
+struct StackMoveRecord {
+  std::uintptr_t newlo = 0, newhi = 0;
+  int npcs = 0;
+  std::uintptr_t pcs[kMoveFrames] = {};
+};
+
+// stackfree_moved() is stackfree() for the old region of a stack copystack
+// moved: under stackfaultonfree the report of a later touch shows moved.
+// Async-signal-safe for copying stacks.
+void stackfree_moved(StackOwner* g, const Stack& s, const char* why, const StackMoveRecord* moved);
 
 // set_stack_debug() switches the debug modes at run time. Stacks keep the origin
 // they were allocated with, so a mode switch never frees a stack to the wrong place.
