@@ -8,6 +8,10 @@
 //   sched_chan_rtt_2p_ns    the same on 2 Ps
 //   sched_spawn_park_ns     spawn a goroutine that blocks on a channel, per goroutine
 //   sched_idle_rss_bytes_per_g   resident memory per parked goroutine (1,000,000)
+//   sched_stack_grow_1mib_stable_us, sched_stack_grow_1mib_relocatable_us
+//                           a fresh goroutine recurses 1.15 MB deep, returns and
+//                           exits, per goroutine: on a 2 MiB stable stack, and on
+//                           a relocatable one growing from one page by copying
 //   cpu_locked_op_ns, sched_floor_yield_ns, sched_floor_yield_1p_ns
 //                           the floors under the targets (sched_floor.cpp)
 //
@@ -40,10 +44,10 @@ using Results = std::map<std::string, double>;
 
 // Counts: the defaults take ~20 s on our 2-vCPU VM; --quick a few seconds.
 struct Counts {
-  int yields, rtts, batches, million, parked, rss;
+  int yields, rtts, batches, million, parked, rss, grows;
 };
-constexpr Counts kFull{2'000'000, 200'000, 200, 1'000'000, 100'000, 1'000'000};
-constexpr Counts kQuick{200'000, 20'000, 20, 100'000, 10'000, 100'000};
+constexpr Counts kFull{2'000'000, 200'000, 200, 1'000'000, 100'000, 1'000'000, 300};
+constexpr Counts kQuick{200'000, 20'000, 20, 100'000, 10'000, 100'000, 30};
 
 double per_op(double ns, double ops) { return ns / ops; }
 
@@ -117,6 +121,32 @@ double spawn_park_ns(int n) {
   return per_op(ns, n);
 }
 
+// The recursion of stack_grow_us, as the Go peer's growStack: kGrowFrames
+// frames of about 1 KiB, 1.15 MB in all.
+constexpr int kGrowFrames = 1150;
+
+__attribute__((noinline)) unsigned char grow_stack(int n) {
+  volatile unsigned char b[1024];
+  b[n % 1024] = static_cast<unsigned char>(n);
+  if (n == 0) return b[0];
+  return static_cast<unsigned char>(grow_stack(n - 1) + b[n % 1024]);
+}
+
+// stack_grow_us() runs n fresh goroutines with opts one after the other, each
+// recursing through grow_stack and exiting; microseconds per goroutine.
+double stack_grow_us(int n, const gort::GoOptions& opts) {
+  gort::Chan<unsigned char> done(0);
+  unsigned sink = 0;
+  const double ns = elapsed_ns([&] {
+    for (int i = 0; i < n; i++) {
+      gort::go(opts, [done]() mutable { done.send(grow_stack(kGrowFrames)); });
+      sink += *done.recv();
+    }
+  });
+  asm volatile("" : : "r"(sink));
+  return per_op(ns, n) / 1e3;
+}
+
 std::size_t rss_bytes() {
   std::ifstream f("/proc/self/statm");
   std::size_t size = 0, resident = 0;
@@ -170,6 +200,11 @@ int run_sched_part(const SchedPartArgs& a) {
       emit("sched_spawn_1m_ns", median_ns(a.runs, [&] { return spawn_ns(1, c.million); }));
       emit("sched_chan_rtt_2p_ns", median_ns(a.runs, [&] { return chan_rtt_ns(c.rtts); }));
       emit("sched_spawn_park_ns", median_ns(a.runs, [&] { return spawn_park_ns(c.parked); }));
+      // Stable needs a stack the recursion fits in: 2 MiB, from jemalloc.
+      const gort::GoOptions stable{.stack_size = 2 << 20}, relocatable{.relocatable = true};
+      emit("sched_stack_grow_1mib_stable_us", median_ns(a.runs, [&] { return stack_grow_us(c.grows, stable); }));
+      emit("sched_stack_grow_1mib_relocatable_us",
+           median_ns(a.runs, [&] { return stack_grow_us(c.grows, relocatable); }));
     } else {
       emit("sched_idle_rss_bytes_per_g", idle_rss_per_g(c.rss), 1);
     }
@@ -204,7 +239,7 @@ int run_sched_bench(const SchedBenchArgs& a, const std::string& self) {
     if (name.ends_with("_bytes_per_g")) stem = name.substr(0, name.size() - std::strlen("_bytes_per_g"));
     emit((stem + "_ratio_vs_go").c_str(), v / it->second, 3);
   }
-  std::printf("# targets: yield <= 8 ns, spawn <= 50 ns, chan rtt <= 50 ns\n");
+  std::printf("# targets: yield <= 8 ns, spawn <= 50 ns, chan rtt <= 50 ns, relocatable stack growth <= 0.25x Go\n");
   if (ours.count("sched_floor_yield_ns") != 0 && ours.count("sched_floor_yield_1p_ns") != 0) {
     // A yield on 1 P and both halves of a 1-P round trip take a goroutine off
     // the P with plain accesses (no stealers; runnext; a biased channel lock),

@@ -116,6 +116,31 @@ TEST_CASE("a relocatable goroutine starts at one page and recurses 12 MiB deep; 
   });
 }
 
+TEST_CASE("a second relocatable goroutine grows into cached regions: no new address space") {
+  if (!copying_supported()) return gort::test::skip(kNoCopying);
+  gort::main([] {
+    const std::uint64_t held = gort::stack_stats().system.bytes;
+    // grow() runs one relocatable goroutine and waits until it has exited
+    // and given its stack back (the done signal comes before that).
+    auto grow = [held] {
+      run_relocatable([] {
+        std::string root = "root";
+        (void)descend(0, 3000, nullptr, root);
+      });
+      while (gort::stack_stats().system.bytes != held) gort::sleep(std::chrono::milliseconds(1));
+    };
+    grow();  // fills the cache of the M it ran on
+    const gort::StackStats first = gort::stack_stats();
+    for (int i = 0; i < 8; i++) grow();
+    const gort::StackStats later = gort::stack_stats();
+    CHECK(first.copying_cached > 0);
+    // Each M keeps its own regions, so a run on the other M (two here) may
+    // map one more set; after that, the runs reuse what is cached.
+    CHECK(later.stacks_sys <= first.stacks_sys + first.copying_cached);
+    CHECK(later.copying_cached <= 2 * first.copying_cached);
+  });
+}
+
 TEST_CASE("moves keep accounting exact in every stack debug mode") {
   if (!copying_supported()) return gort::test::skip(kNoCopying);
   struct Mode {

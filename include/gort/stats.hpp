@@ -30,6 +30,7 @@ struct StackStats {
   StackOriginStats system;    // stackfromsystem, and copying stacks: one mmap each
   std::uint64_t cached = 0;          // default-size stacks idle in per-M caches
   std::uint64_t pooled = 0;          // default-size stacks idle in the global pool
+  std::uint64_t copying_cached = 0;  // bytes of copying stacks idle in per-thread caches, guards included
   std::uint64_t faulted = 0;         // stacks freed under stackfaultonfree
   std::uint64_t faulted_bytes = 0;   // their bytes, guards included
   std::uint64_t refills = 0;         // stackcacherefill batches

@@ -962,8 +962,12 @@ void newg_slow(void* arg) {
   GORT_DCHECK(getowner() == nullptr, "newg_slow: stackalloc not on g0 or a plain thread");
   auto* ng = static_cast<NewG*>(arg);
   G* gp = ng->gp != nullptr ? ng->gp : malg();
-  const std::size_t asked = ng->opts->stack_size;
-  const bool copying = ng->opts->relocatable.value_or(copying_geom.by_default) && copying_geom.supported;
+  std::size_t asked = ng->opts->stack_size;
+  const bool relocatable = ng->opts->relocatable.value_or(copying_geom.by_default);
+  const bool copying = relocatable && copying_geom.supported;
+  // Where stacks cannot move (sanitizer builds), a relocatable goroutine gets
+  // a stable stack as large as a thread's, so code that relies on growth runs.
+  if (relocatable && !copying) asked = std::max(asked, copying_geom.stable_fallback);
   const StackKind kind = copying ? StackKind::copying : StackKind::stable;
   std::size_t want;
   if (copying) want = copying_class(asked);

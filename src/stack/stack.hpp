@@ -109,8 +109,10 @@ struct CopyingGeometry {
   std::size_t max = std::size_t{1} << 30;
   bool by_default = false;
   // False in ASan and TSan builds: their shadow memory and fiber records do
-  // not follow a moved stack, so relocatable goroutines run stable there.
+  // not follow a moved stack, so relocatable goroutines run stable there, on
+  // stable_fallback bytes: a thread's default 8 MiB, or max if smaller.
   bool supported = true;
+  std::size_t stable_fallback = std::size_t{8} << 20;
 };
 extern CopyingGeometry copying_geom;
 
@@ -148,6 +150,10 @@ StackStats stack_stats();
 // stackcache_flush() releases the calling M's cached stacks to the global pool
 // (an M does this before it exits).
 void stackcache_flush();
+
+// copycache_flush() frees the copying stacks the calling thread keeps idle
+// (an M does this before it exits). Not on a goroutine.
+void copycache_flush();
 
 // Batching constants, as Go 1.3 named them: an M caches up to StackCacheSize
 // default-size stacks and moves StackCacheBatch at a time to and from the pool,

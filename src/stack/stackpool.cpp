@@ -100,6 +100,7 @@ std::uintptr_t stackpool_take() {
 struct CacheHolder {
   StackCache* c = nullptr;
   ~CacheHolder() {
+    copycache_flush();
     if (c == nullptr) return;
     stackcache_flush();
     std::lock_guard lk(pool.mu);

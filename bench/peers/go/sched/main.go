@@ -31,11 +31,12 @@ type counts struct {
 	rtt          int // channel round trips
 	park         int // goroutines spawned and parked
 	idle         int // goroutines parked for the RSS measurement
+	grows        int // goroutines that each grow their stack to 1.15 MB
 }
 
 var (
-	fullCounts  = counts{yield: 200_000, spawnBatches: 300, spawnAll: 1_000_000, rtt: 200_000, park: 100_000, idle: 1_000_000}
-	quickCounts = counts{yield: 20_000, spawnBatches: 30, spawnAll: 100_000, rtt: 20_000, park: 10_000, idle: 100_000}
+	fullCounts  = counts{yield: 200_000, spawnBatches: 300, spawnAll: 1_000_000, rtt: 200_000, park: 100_000, idle: 1_000_000, grows: 300}
+	quickCounts = counts{yield: 20_000, spawnBatches: 30, spawnAll: 100_000, rtt: 20_000, park: 10_000, idle: 100_000, grows: 30}
 )
 
 // spawnBatch is the batch size of go_sched_spawn_ns: big enough that both
@@ -71,6 +72,11 @@ func main() {
 	report("go_sched_chan_rtt_1p_ns", r, func() float64 { return chanRTTNs(1, c.rtt) })
 	report("go_sched_chan_rtt_2p_ns", r, func() float64 { return chanRTTNs(2, c.rtt) })
 	report("go_sched_spawn_park_ns", r, func() float64 { return spawnParkNs(c.park) })
+	// Go has one stack kind; gort reports its stable and relocatable
+	// goroutines beside the same figure, so it is printed under both names.
+	grow := median(r, func() float64 { return stackGrowUs(c.grows) })
+	fmt.Printf("go_sched_stack_grow_1mib_stable_us %.1f\n", grow)
+	fmt.Printf("go_sched_stack_grow_1mib_relocatable_us %.1f\n", grow)
 	if *quick {
 		fmt.Printf("# quick: go_sched_spawn_1m_ns spawns %d, idle RSS parks %d\n", c.spawnAll, c.idle)
 	}
@@ -104,6 +110,13 @@ func main() {
 // region, the GC cycle it provokes lands inside a later run and is charged
 // to that run; collecting first gives every run the same starting heap.
 func report(name string, r int, f func() float64) {
+	fmt.Printf("%s %.1f\n", name, medianNamed(name, r, f))
+}
+
+// median is report's measurement without the value line.
+func median(r int, f func() float64) float64 { return medianNamed("", r, f) }
+
+func medianNamed(name string, r int, f func() float64) float64 {
 	vals := make([]float64, r)
 	for i := range vals {
 		runtime.GC()
@@ -114,8 +127,10 @@ func report(name string, r int, f func() float64) {
 	if r%2 == 0 {
 		med = (vals[r/2-1] + vals[r/2]) / 2
 	}
-	fmt.Printf("# %s runs=%d min=%.1f max=%.1f\n", name, r, vals[0], vals[r-1])
-	fmt.Printf("%s %.1f\n", name, med)
+	if name != "" {
+		fmt.Printf("# %s runs=%d min=%.1f max=%.1f\n", name, r, vals[0], vals[r-1])
+	}
+	return med
 }
 
 // withProcs runs f with GOMAXPROCS set to procs and restores the previous
@@ -168,6 +183,37 @@ func spawnNs(batch, batches int) float64 {
 		wg.Wait()
 	}
 	return nsPerOp(time.Since(start), batch*batches)
+}
+
+// growFrames is the depth of stackGrowUs's recursion: frames of about 1 KiB,
+// 1.15 MB in all, as gort's sched_stack_grow_1mib_*_us.
+const growFrames = 1150
+
+var growSink byte
+
+// growStack recurses n frames of about 1 KiB each.
+//
+//go:noinline
+func growStack(n int) byte {
+	var b [1024]byte
+	b[n%1024] = byte(n)
+	if n == 0 {
+		return b[0]
+	}
+	return growStack(n-1) + b[n%1024]
+}
+
+// stackGrowUs: a fresh goroutine recurses 1.15 MB deep (its 2 KiB stack
+// grows by copying, as Go's do), returns and exits; n of them, one after the
+// other. Returns microseconds per goroutine.
+func stackGrowUs(n int) float64 {
+	done := make(chan byte)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		go func() { done <- growStack(growFrames) }()
+		growSink += <-done
+	}
+	return float64(time.Since(start).Nanoseconds()) / 1e3 / float64(n)
 }
 
 // chanRTTNs: the calling goroutine (a) sends on ping, a helper (b)
